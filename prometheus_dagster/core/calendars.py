@@ -1,0 +1,240 @@
+"""Trading calendars and market states, on exchange_calendars.
+
+``TradingCalendar(market_id)`` answers session questions for a logical market in UTC;
+``market_state(market_id, ts)`` says which state (HOLIDAY, PRE_OPEN, SESSION, POST_CLOSE,
+OVERNIGHT) a market is in at an instant.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+from enum import StrEnum
+from pathlib import Path
+
+import exchange_calendars as xcals
+import pandas as pd
+from pydantic import Field
+
+from prometheus_dagster.core.config import (
+    StrictModel,
+    VersionedConfig,
+    load_config,
+    register_config_model,
+)
+from prometheus_dagster.core.errors import ConfigError
+from prometheus_dagster.core.paths import CONFIG_DIR
+
+# exchange_calendars needs an explicit start for history older than its default window.
+CALENDAR_START = pd.Timestamp("2000-01-03")
+CALENDAR_END = pd.Timestamp("2030-12-31")
+GLOBAL = "GLOBAL"
+
+
+class MarketSpec(StrictModel):
+    name: str
+    region: str
+    timezone: str
+    calendar_code: str
+    currency: str
+    pre_open_minutes: int = Field(90, ge=0, le=24 * 60)
+    post_close_minutes: int = Field(60, ge=0, le=24 * 60)
+
+
+@register_config_model("markets")
+class MarketsConfig(VersionedConfig):
+    partitions_start: dt.date
+    markets: dict[str, MarketSpec]
+
+
+@functools.cache
+def load_markets(path: str | None = None) -> MarketsConfig:
+    loaded = load_config(Path(path) if path else CONFIG_DIR / "markets.yaml", MarketsConfig)
+    return loaded.config  # type: ignore[return-value]
+
+
+def market_ids() -> list[str]:
+    return list(load_markets().markets)
+
+
+def market_spec(market_id: str) -> MarketSpec:
+    markets = load_markets().markets
+    if market_id not in markets:
+        raise ConfigError(
+            f"unknown market_id {market_id!r}; configured markets: {', '.join(markets)}"
+        )
+    return markets[market_id]
+
+
+class MarketState(StrEnum):
+    HOLIDAY = "HOLIDAY"
+    PRE_OPEN = "PRE_OPEN"
+    SESSION = "SESSION"
+    POST_CLOSE = "POST_CLOSE"
+    OVERNIGHT = "OVERNIGHT"
+
+
+def _to_date(d: dt.date | str | pd.Timestamp) -> pd.Timestamp:
+    ts = pd.Timestamp(d)
+    if ts.tzinfo is not None:
+        ts = ts.tz_convert(None)
+    return ts.normalize()
+
+
+def _to_utc(ts: dt.datetime | str | pd.Timestamp) -> pd.Timestamp:
+    t = pd.Timestamp(ts)
+    return t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")
+
+
+@functools.cache
+def _exchange_calendar(code: str) -> xcals.ExchangeCalendar:
+    return xcals.get_calendar(code, start=CALENDAR_START, end=CALENDAR_END)
+
+
+class TradingCalendar:
+    """Sessions of one logical market. Dates are session labels (the market's local date)."""
+
+    def __init__(self, market_id: str):
+        self.market_id = market_id
+        self.spec = market_spec(market_id)
+        self._cal = _exchange_calendar(self.spec.calendar_code)
+
+    def __repr__(self) -> str:
+        return f"TradingCalendar({self.market_id!r}, {self.spec.calendar_code})"
+
+    def _check_range(self, d: pd.Timestamp) -> None:
+        if not (CALENDAR_START <= d <= CALENDAR_END):
+            raise ValueError(
+                f"{self.market_id}: date {d.date()} is outside the supported calendar range "
+                f"{CALENDAR_START.date()}..{CALENDAR_END.date()}"
+            )
+
+    def is_trading_day(self, d: dt.date | str) -> bool:
+        ts = _to_date(d)
+        self._check_range(ts)
+        return bool(self._cal.is_session(ts))
+
+    def sessions(self, start: dt.date | str, end: dt.date | str) -> pd.DatetimeIndex:
+        """Trading sessions between start and end, both inclusive."""
+        s, e = _to_date(start), _to_date(end)
+        if e < s:
+            return pd.DatetimeIndex([])
+        s, e = max(s, CALENDAR_START), min(e, CALENDAR_END)
+        return pd.DatetimeIndex(self._cal.sessions_in_range(s, e)).tz_localize(None)
+
+    def trading_days_between(self, start: dt.date | str, end: dt.date | str) -> int:
+        return len(self.sessions(start, end))
+
+    def previous_trading_day(self, d: dt.date | str, n: int = 1) -> pd.Timestamp:
+        """The n-th session strictly before d."""
+        ts = _to_date(d)
+        self._check_range(ts)
+        # the first session on or after d; stepping back n from it lands strictly before d
+        anchor = self._cal.date_to_session(ts, direction="next")
+        return self._cal.session_offset(anchor, -n).tz_localize(None)
+
+    def next_trading_day(self, d: dt.date | str, n: int = 1) -> pd.Timestamp:
+        """The n-th session strictly after d."""
+        ts = _to_date(d)
+        self._check_range(ts)
+        anchor = self._cal.date_to_session(ts, direction="previous")
+        return self._cal.session_offset(anchor, n).tz_localize(None)
+
+    def session_open(self, d: dt.date | str) -> pd.Timestamp:
+        return self._cal.session_open(self._session(d))
+
+    def session_close(self, d: dt.date | str) -> pd.Timestamp:
+        return self._cal.session_close(self._session(d))
+
+    def is_early_close(self, d: dt.date | str) -> bool:
+        s = self._session(d)
+        return bool(s in self._cal.early_closes)
+
+    def _session(self, d: dt.date | str) -> pd.Timestamp:
+        ts = _to_date(d)
+        if not self.is_trading_day(ts):
+            raise ValueError(f"{self.market_id}: {ts.date()} is not a trading session")
+        return ts
+
+    def holidays(self, year: int) -> list[dt.date]:
+        """Weekdays of ``year`` on which the market does not trade."""
+        weekdays = pd.bdate_range(f"{year}-01-01", f"{year}-12-31")
+        sessions = set(self.sessions(f"{year}-01-01", f"{year}-12-31"))
+        return [d.date() for d in weekdays if d not in sessions]
+
+    def non_session_weekdays(self, start: dt.date | str, end: dt.date | str) -> list[pd.Timestamp]:
+        weekdays = pd.bdate_range(_to_date(start), _to_date(end))
+        return list(weekdays.difference(self.sessions(start, end)))
+
+    def sessions_frame(self, start: dt.date | str, end: dt.date | str) -> pd.DataFrame:
+        """One row per session: open/close in UTC and whether it closes early."""
+        sessions = self.sessions(start, end)
+        if len(sessions) == 0:
+            return pd.DataFrame(
+                columns=["market_id", "date", "open_utc", "close_utc", "early_close"]
+            )
+        sched = self._cal.schedule.loc[sessions[0] : sessions[-1]]
+        early = set(self._cal.early_closes)
+        return pd.DataFrame({
+            "market_id": self.market_id,
+            "date": sessions,
+            "open_utc": sched["open"].dt.tz_convert("UTC").dt.tz_localize(None).to_numpy(),
+            "close_utc": sched["close"].dt.tz_convert("UTC").dt.tz_localize(None).to_numpy(),
+            "early_close": [s in early for s in sched.index],
+        })
+
+    # --- market states -------------------------------------------------------------------
+    def state_at(self, ts: dt.datetime | str | pd.Timestamp) -> MarketState:
+        """The market's state at instant ``ts`` (naive timestamps are UTC)."""
+        t = _to_utc(ts)
+        pre = pd.Timedelta(minutes=self.spec.pre_open_minutes)
+        post = pd.Timedelta(minutes=self.spec.post_close_minutes)
+        local_day = t.tz_convert(self.spec.timezone).tz_localize(None).normalize()
+        # The instant can belong to a session labelled the local day, the day before (after
+        # midnight, inside POST_CLOSE) or the day after (a pre-open that starts before midnight).
+        for offset in (0, -1, 1):
+            day = local_day + pd.Timedelta(days=offset)
+            if not (CALENDAR_START <= day <= CALENDAR_END) or not self._cal.is_session(day):
+                continue
+            open_, close = self._cal.session_open(day), self._cal.session_close(day)
+            if open_ - pre <= t < open_:
+                return MarketState.PRE_OPEN
+            if open_ <= t < close:
+                return MarketState.SESSION
+            if close <= t < close + post:
+                return MarketState.POST_CLOSE
+        in_range = CALENDAR_START <= local_day <= CALENDAR_END
+        if in_range and self._cal.is_session(local_day):
+            return MarketState.OVERNIGHT
+        return MarketState.HOLIDAY
+
+    def session_for_state(
+        self, ts: dt.datetime | str | pd.Timestamp, state: MarketState
+    ) -> pd.Timestamp | None:
+        """The session date whose ``state`` window contains ``ts``, or None."""
+        t = _to_utc(ts)
+        pre = pd.Timedelta(minutes=self.spec.pre_open_minutes)
+        post = pd.Timedelta(minutes=self.spec.post_close_minutes)
+        local_day = t.tz_convert(self.spec.timezone).tz_localize(None).normalize()
+        for offset in (0, -1, 1):
+            day = local_day + pd.Timedelta(days=offset)
+            if not (CALENDAR_START <= day <= CALENDAR_END) or not self._cal.is_session(day):
+                continue
+            open_, close = self._cal.session_open(day), self._cal.session_close(day)
+            windows = {
+                MarketState.PRE_OPEN: (open_ - pre, open_),
+                MarketState.SESSION: (open_, close),
+                MarketState.POST_CLOSE: (close, close + post),
+            }
+            if state in windows and windows[state][0] <= t < windows[state][1]:
+                return day
+        return None
+
+
+@functools.cache
+def trading_calendar(market_id: str) -> TradingCalendar:
+    return TradingCalendar(market_id)
+
+
+def market_state(market_id: str, ts: dt.datetime | str | pd.Timestamp) -> MarketState:
+    return trading_calendar(market_id).state_at(ts)

@@ -1,0 +1,29 @@
+"""Where Prometheus keeps its files. Everything lives under ``$PROMETHEUS_HOME``
+(default ``./.prometheus``) unless configured otherwise."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+CONFIG_DIR = Path(os.environ.get("PROMETHEUS_CONFIG_DIR", REPO_ROOT / "configs"))
+
+
+def prometheus_home() -> Path:
+    """The data directory: warehouse, MLflow store and artifacts, caches."""
+    home = Path(os.environ.get("PROMETHEUS_HOME", REPO_ROOT / ".prometheus")).resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    return home
+
+
+def warehouse_path() -> Path:
+    return prometheus_home() / "warehouse.duckdb"
+
+
+def mlflow_tracking_uri() -> str:
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{prometheus_home() / 'mlflow.db'}"
+
+
+def mlflow_artifact_root() -> Path:
+    return prometheus_home() / "mlartifacts"
