@@ -1,0 +1,17 @@
+"""Prometheus: a quantitative research and trading pipeline on Dagster and MLflow."""
+
+import os
+
+# The product runs offline: no telemetry, no model hub look-ups. Users may override any of these.
+for _key, _value in {
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "DO_NOT_TRACK": "true",
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "GX_ANALYTICS_ENABLED": "false",
+    "DAGSTER_DISABLE_TELEMETRY": "true",
+    "TOKENIZERS_PARALLELISM": "false",
+}.items():
+    os.environ.setdefault(_key, _value)
+
+__version__ = "0.1.0"

@@ -119,7 +119,11 @@ class TradingCalendar:
         s, e = _to_date(start), _to_date(end)
         if e < s:
             return pd.DatetimeIndex([])
-        s, e = max(s, CALENDAR_START), min(e, CALENDAR_END)
+        first = self._cal.first_session.tz_localize(None)
+        last = self._cal.last_session.tz_localize(None)
+        s, e = max(s, first), min(e, last)
+        if e < s:
+            return pd.DatetimeIndex([])
         return pd.DatetimeIndex(self._cal.sessions_in_range(s, e)).tz_localize(None)
 
     def trading_days_between(self, start: dt.date | str, end: dt.date | str) -> int:

@@ -260,7 +260,7 @@ def _coerce(schema: TableSchema, col: Column, s: pd.Series, source: str) -> pd.S
             return out.astype("float64")
         if col.dtype == "bool":
             mapping = {True: True, False: False, "true": True, "false": False, "True": True,
-                       "False": False, 1: True, 0: False}
+                       "False": False}
             out = s.map(lambda v: mapping.get(v, "BAD") if v is not None and v == v else None)
             bad = out.astype(object) == "BAD"
             if bad.any():
@@ -304,7 +304,8 @@ def validate_frame(table: str | TableSchema, df: pd.DataFrame, source: str = "")
     extra = [c for c in df.columns if c not in schema.column_names]
     if extra:
         raise DataSchemaError(
-            f"{prefix}table {schema.qualified_name}: unexpected column(s) {', '.join(map(str, extra))}"
+            f"{prefix}table {schema.qualified_name}: unexpected column(s) "
+            f"{', '.join(map(str, extra))}"
         )
     df = df.reset_index(drop=True)
     out = {}

@@ -1,0 +1,110 @@
+"""Command line: ``python -m prometheus_dagster.cli {setup-home,demo,ui}``.
+
+``setup-home`` prepares $PROMETHEUS_HOME and $DAGSTER_HOME (copies the instance's dagster.yaml);
+``demo`` runs the main job on the embedded market and prints where to look; ``ui`` starts the
+Dagster and MLflow web UIs on the loopback interface.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from prometheus_dagster.core.paths import REPO_ROOT, prometheus_home
+
+
+def dagster_home() -> Path:
+    home = Path(os.environ.get("DAGSTER_HOME", prometheus_home() / "dagster_home")).resolve()
+    os.environ["DAGSTER_HOME"] = str(home)
+    return home
+
+
+def setup_home() -> tuple[Path, Path]:
+    """Create the data directories and install the instance config (kept if the user edited
+    it: only a missing dagster.yaml is written)."""
+    home = prometheus_home()
+    dhome = dagster_home()
+    dhome.mkdir(parents=True, exist_ok=True)
+    target = dhome / "dagster.yaml"
+    if not target.exists():
+        shutil.copyfile(REPO_ROOT / "dagster.yaml", target)
+    os.environ.setdefault("MPLCONFIGDIR", str(home / "matplotlib"))
+    return home, dhome
+
+
+def _cmd_setup_home(_: argparse.Namespace) -> int:
+    home, dhome = setup_home()
+    print(f"PROMETHEUS_HOME={home}\nDAGSTER_HOME={dhome}")
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    setup_home()
+    from prometheus_dagster.demo import run_demo
+
+    return run_demo(quick=args.quick)
+
+
+def _cmd_ui(args: argparse.Namespace) -> int:
+    home, dhome = setup_home()
+    from prometheus_dagster.core.paths import mlflow_artifact_root, mlflow_tracking_uri
+
+    bin_dir = Path(sys.executable).parent
+    procs = [
+        subprocess.Popen(
+            [str(bin_dir / "dagster"), "dev", "-w", str(REPO_ROOT / "workspace.yaml"),
+             "-h", "127.0.0.1", "-p", str(args.dagster_port)],
+            cwd=REPO_ROOT, start_new_session=True,
+        ),
+        subprocess.Popen(
+            [str(bin_dir / "mlflow"), "server", "--backend-store-uri", mlflow_tracking_uri(),
+             "--artifacts-destination", str(mlflow_artifact_root()), "--host", "127.0.0.1",
+             "--port", str(args.mlflow_port), "--workers", "1"],
+            cwd=home, start_new_session=True,
+        ),
+    ]
+    print(f"Dagster UI: http://127.0.0.1:{args.dagster_port}")
+    print(f"MLflow UI:  http://127.0.0.1:{args.mlflow_port}")
+    print("Ctrl-C stops both.")
+    try:
+        while all(p.poll() is None for p in procs):
+            time.sleep(1)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGTERM)
+        for p in procs:
+            try:
+                p.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(p.pid, signal.SIGKILL)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="prometheus")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("setup-home", help="create PROMETHEUS_HOME and DAGSTER_HOME").set_defaults(
+        func=_cmd_setup_home
+    )
+    demo = sub.add_parser("demo", help="run the main job on the embedded market")
+    demo.add_argument("--quick", action="store_true", help="a short window (smoke test)")
+    demo.set_defaults(func=_cmd_demo)
+    ui = sub.add_parser("ui", help="start the Dagster and MLflow UIs")
+    ui.add_argument("--dagster-port", type=int, default=3000)
+    ui.add_argument("--mlflow-port", type=int, default=5000)
+    ui.set_defaults(func=_cmd_ui)
+    args = parser.parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,70 @@
+"""Dagster partitions that follow trading calendars.
+
+Each market's partitions are exactly its trading sessions from ``partitions_start`` (weekends and
+holidays are excluded). GLOBAL assets use business-day partitions. All definitions share the UTC
+timezone so that a partition key (the session date) means the same day everywhere and market
+partitions map onto GLOBAL ones by date.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+
+import pandas as pd
+from dagster import DailyPartitionsDefinition, PartitionMapping, TimeWindowPartitionMapping
+
+from prometheus_dagster.core.calendars import CALENDAR_END, GLOBAL, load_markets, trading_calendar
+
+PARTITION_FMT = "%Y-%m-%d"
+_WEEKEND_CRONS = ["0 0 * * 6", "0 0 * * 0"]
+
+
+def _start() -> dt.date:
+    return load_markets().partitions_start
+
+
+@functools.cache
+def market_partitions_def(
+    market_id: str, start: dt.date | None = None
+) -> DailyPartitionsDefinition:
+    """Daily partitions whose keys are exactly ``market_id``'s trading sessions."""
+    start = start or _start()
+    cal = trading_calendar(market_id)
+    holidays = cal.non_session_weekdays(start, CALENDAR_END)
+    exclusions = [*_WEEKEND_CRONS, *(d.to_pydatetime() for d in holidays)]
+    return DailyPartitionsDefinition(
+        start_date=start.strftime(PARTITION_FMT),
+        timezone="UTC",
+        fmt=PARTITION_FMT,
+        exclusions=exclusions,
+    )
+
+
+@functools.cache
+def global_partitions_def(start: dt.date | None = None) -> DailyPartitionsDefinition:
+    """GLOBAL business-day partitions (Monday to Friday)."""
+    start = start or _start()
+    return DailyPartitionsDefinition(
+        start_date=start.strftime(PARTITION_FMT), timezone="UTC", fmt=PARTITION_FMT,
+        exclusions=list(_WEEKEND_CRONS),
+    )
+
+
+def partitions_def_for(market_id: str) -> DailyPartitionsDefinition:
+    return global_partitions_def() if market_id == GLOBAL else market_partitions_def(market_id)
+
+
+def same_day_mapping() -> PartitionMapping:
+    """Market partition D <-> GLOBAL partition D (a market holiday maps to nothing)."""
+    return TimeWindowPartitionMapping(allow_nonexistent_upstream_partitions=True)
+
+
+def lookback_mapping(sessions: int) -> PartitionMapping:
+    """Depend on the ``sessions`` partitions before D as well as D itself (counted in trading
+    partitions of the upstream definition)."""
+    return TimeWindowPartitionMapping(start_offset=-sessions)
+
+
+def partition_dates(keys: list[str]) -> list[pd.Timestamp]:
+    return [pd.Timestamp(k) for k in keys]
