@@ -4,11 +4,26 @@ from __future__ import annotations
 
 from dagster import Definitions
 
+from prometheus_dagster.assets.ingestion import ingestion_assets
 from prometheus_dagster.assets.reference import reference_assets
 from prometheus_dagster.core.calendars import market_ids
+from prometheus_dagster.core.ingestion_config import ingestion_config
+from prometheus_dagster.jobs.daily import jobs_for
 from prometheus_dagster.resources import build_resources
 
-defs = Definitions(
-    assets=[*reference_assets(market_ids())],
-    resources=build_resources(),
-)
+
+def build_assets() -> list:
+    data_markets = ingestion_config().markets
+    return [*reference_assets(market_ids()), *ingestion_assets(data_markets)]
+
+
+def build_definitions(**resource_overrides) -> Definitions:
+    assets = build_assets()
+    return Definitions(
+        assets=assets,
+        jobs=jobs_for(assets),
+        resources={**build_resources(), **resource_overrides},
+    )
+
+
+defs = build_definitions()

@@ -6,11 +6,14 @@ import os
 from typing import Any
 
 
-def build_resources(warehouse_url: str | None = None, mlflow_uri: str | None = None) -> dict[str, Any]:
+def build_resources(
+    warehouse_url: str | None = None, mlflow_uri: str | None = None
+) -> dict[str, Any]:
     """The resources every job uses. ``PROMETHEUS_WAREHOUSE_URL`` selects PostgreSQL
     (``postgresql://user@host:port/db``); the default is the DuckDB file under PROMETHEUS_HOME."""
     from prometheus_dagster.resources.io_manager import WarehouseIOManager, WarehouseResource
     from prometheus_dagster.resources.mlflow_tracking import MlflowTracking
+    from prometheus_dagster.resources.sources import SourceResource
 
     url = warehouse_url if warehouse_url is not None else os.environ.get(
         "PROMETHEUS_WAREHOUSE_URL", ""
@@ -18,6 +21,7 @@ def build_resources(warehouse_url: str | None = None, mlflow_uri: str | None = N
     return {
         "io_manager": WarehouseIOManager(url=url),
         "warehouse": WarehouseResource(url=url),
+        "source": SourceResource(),
         "mlflow": MlflowTracking(
             tracking_uri=mlflow_uri or os.environ.get("MLFLOW_TRACKING_URI", ""),
             ui_url=os.environ.get("PROMETHEUS_MLFLOW_UI", "http://127.0.0.1:5000"),

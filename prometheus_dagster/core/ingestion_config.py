@@ -1,0 +1,33 @@
+"""Configuration of the ingestion layer (configs/engines/ingestion.yaml)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from prometheus_dagster.core.config import VersionedConfig, register_config_model
+
+
+@register_config_model("ingestion")
+class IngestionConfig(VersionedConfig):
+    source: Literal["embedded", "files"] = "embedded"
+    files_root: str | None = None
+    markets: list[str] = Field(default_factory=lambda: ["US_EQ", "EU_EQ", "FX_GLOB"])
+    history_sessions: int = Field(21, ge=1, le=260)
+
+    @field_validator("markets")
+    @classmethod
+    def _known_markets(cls, markets: list[str]) -> list[str]:
+        from prometheus_dagster.core.calendars import market_ids
+
+        unknown = [m for m in markets if m not in market_ids()]
+        if unknown:
+            raise ValueError(f"unknown market(s) {unknown}; configured: {market_ids()}")
+        return markets
+
+
+def ingestion_config() -> IngestionConfig:
+    from prometheus_dagster.core.config import load_engine_config
+
+    return load_engine_config("ingestion").config  # type: ignore[return-value]

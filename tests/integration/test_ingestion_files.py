@@ -1,0 +1,173 @@
+"""Ingestion through Dagster from the file source: the quality gate blocks bad partitions, keeps
+the rows stored earlier, stops downstream, and leaves other partitions alone."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from dagster import AssetKey, DagsterInstance, asset, materialize
+from prometheus_dagster.resources.io_manager import WarehouseIOManager, WarehouseResource
+from prometheus_dagster.resources.warehouse import Warehouse
+
+from prometheus_dagster.assets.ingestion import ingestion_assets
+from prometheus_dagster.core.partitions import market_partitions_def
+from prometheus_dagster.resources.sources import SourceResource
+
+FIXTURE = Path(__file__).parents[1] / "fixtures" / "file_source"
+DAY_A, DAY_B = "2024-02-05", "2024-02-06"
+PRICES = AssetKey(["US_EQ", "prices_daily"])
+
+
+@asset(key=["US_EQ", "downstream_probe"], deps=[PRICES],
+       partitions_def=market_partitions_def("US_EQ"))
+def downstream_probe() -> None:
+    return None
+
+
+@pytest.fixture()
+def env(tmp_path):
+    root = tmp_path / "data"
+    shutil.copytree(FIXTURE, root)
+    url = f"duckdb:///{tmp_path / 'wh.duckdb'}"
+    resources = {
+        "source": SourceResource(kind="files", files_root=str(root)),
+        "warehouse": WarehouseResource(url=url),
+        "io_manager": WarehouseIOManager(url=url),
+    }
+    assets = [a for a in ingestion_assets(["US_EQ"]) if a.key.path[0] == "US_EQ"]
+    return root, Warehouse.from_url(url), resources, assets
+
+
+def run(assets, resources, key: str, selection=None, instance=None):
+    return materialize(
+        [*assets, downstream_probe], partition_key=key, resources=resources,
+        selection=selection or [PRICES, AssetKey(["US_EQ", "downstream_probe"])],
+        raise_on_error=False, instance=instance or DagsterInstance.ephemeral(),
+    )
+
+
+def reference(assets, resources):
+    res = materialize(assets, resources=resources, selection=[
+        AssetKey(["US_EQ", "instruments"]), AssetKey(["US_EQ", "issuers"])])
+    assert res.success
+
+
+def prices_file(root: Path) -> Path:
+    return root / "prices_daily" / "2024-02.csv"
+
+
+def corrupt(root: Path, day: str, defect: str) -> None:
+    path = prices_file(root)
+    if defect == "unparsable":
+        path.write_bytes(b"instrument_id,date,close\n\"unterminated,2024-02-05,1\n\x00\x01")
+        return
+    df = pd.read_csv(path, dtype=str)
+    hit = df.index[df["date"] == day][0]
+    if defect == "negative_price":
+        df.loc[hit, ["open", "low", "close"]] = "-5.0"
+    elif defect == "high_below_low":
+        df.loc[hit, "high"] = str(float(df.loc[hit, "low"]) - 1.0)
+    elif defect == "duplicate_key":
+        df = pd.concat([df, df.loc[[hit]]], ignore_index=True)
+    elif defect == "missing_column":
+        df = df.drop(columns=["close"])
+    elif defect == "wrong_type":
+        df.loc[hit, "close"] = "abc"
+    df.to_csv(path, index=False)
+
+
+def error_text(error) -> str:
+    parts = []
+    while error is not None:
+        parts.append(error.message)
+        error = error.cause
+    return "\n".join(parts)
+
+
+RULE_WORDS = {
+    "negative_price": ["> 0", "-5"],
+    "high_below_low": ["high"],
+    "duplicate_key": ["duplicate"],
+    "unparsable": ["2024-02.csv"],
+    "missing_column": ["missing required column", "close"],
+    "wrong_type": ["'abc'", "not a number"],
+}
+
+
+@pytest.mark.parametrize("defect", list(RULE_WORDS))
+def test_defect_fails_partition_keeps_old_rows_and_stops_downstream(env, defect):
+    root, wh, resources, assets = env
+    reference(assets, resources)
+    for day in (DAY_A, DAY_B):
+        assert run(assets, resources, day).success
+    before = wh.read_partitions("prices_daily", market_id="US_EQ", dates=[DAY_A])
+    before_b = wh.read_partitions("prices_daily", market_id="US_EQ", dates=[DAY_B])
+    assert len(before) > 0
+
+    corrupt(root, DAY_A, defect)
+    res = run(assets, resources, DAY_A)
+    assert not res.success
+    checks = [e for e in res.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"]
+    assert checks and not checks[0].event_specific_data.passed
+    failure = next(e for e in res.all_events if e.event_type_value == "STEP_FAILURE")
+    message = error_text(failure.event_specific_data.error)
+    assert "2024-02.csv" in message, message
+    if defect not in ("unparsable", "missing_column"):
+        assert "line " in message, message
+    for word in RULE_WORDS[defect]:
+        assert word in message, message
+    # downstream did not run
+    assert not res.asset_materializations_for_node("US_EQ__downstream_probe")
+    # the rows stored earlier are unchanged
+    after = wh.read_partitions("prices_daily", market_id="US_EQ", dates=[DAY_A])
+    pd.testing.assert_frame_equal(before, after)
+    runs = wh.read("ingestion_runs")
+    failed = runs[(runs["status"] == "FAILED") & (runs["date"] == pd.Timestamp(DAY_A))]
+    assert len(failed) == 1 and failed["error"].iloc[0]
+    # other partitions are fine: DAY_B keeps its rows; a row-level defect does not stop other
+    # dates from ingesting, while a file that cannot be read at all blocks its table (its dates
+    # are unknown) until it is fixed, without touching any stored rows.
+    file_level = defect in ("unparsable", "missing_column")
+    assert run(assets, resources, DAY_B).success is not file_level
+    pd.testing.assert_frame_equal(
+        before_b, wh.read_partitions("prices_daily", market_id="US_EQ", dates=[DAY_B])
+    )
+
+
+def test_reingesting_a_partition_is_idempotent(env):
+    _, wh, resources, assets = env
+    reference(assets, resources)
+    assert run(assets, resources, DAY_A).success
+    first = wh.read_partitions("prices_daily", market_id="US_EQ", dates=[DAY_A])
+    assert run(assets, resources, DAY_A).success
+    pd.testing.assert_frame_equal(first, wh.read_partitions(
+        "prices_daily", market_id="US_EQ", dates=[DAY_A]))
+
+
+def test_index_only_market_ingests(tmp_path):
+    root = Path(__file__).parents[1] / "fixtures" / "file_source_index_only"
+    url = f"duckdb:///{tmp_path / 'wh.duckdb'}"
+    resources = {
+        "source": SourceResource(kind="files", files_root=str(root)),
+        "warehouse": WarehouseResource(url=url),
+        "io_manager": WarehouseIOManager(url=url),
+    }
+    assets = [a for a in ingestion_assets(["US_EQ"])
+              if a.key.path[0] == "US_EQ" or a.key.path[-1] == "macro_time_series"]
+    reference(assets, resources)
+    tables = ["prices_daily", "corporate_actions", "fundamentals", "news_articles",
+              "news_links"]
+    res = materialize(
+        assets, resources=resources,
+        selection=[AssetKey(["US_EQ", t]) for t in tables],
+        tags={"dagster/asset_partition_range_start": "2023-03-01",
+              "dagster/asset_partition_range_end": "2023-03-28"},
+    )
+    assert res.success
+    wh = Warehouse.from_url(url)
+    prices = wh.read("prices_daily")
+    assert prices["instrument_id"].nunique() == 1 and len(prices) == 20
+    assert wh.read("fundamentals").empty
