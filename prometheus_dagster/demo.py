@@ -38,6 +38,15 @@ def _range_tags(market_id: str, start: pd.Timestamp, end: pd.Timestamp) -> dict[
     return {RANGE_START: days[0].strftime("%Y-%m-%d"), RANGE_END: days[-1].strftime("%Y-%m-%d")}
 
 
+def error_chain(error) -> str:
+    """A Dagster error with its causes, as one text."""
+    parts = []
+    while error is not None:
+        parts.append(error.message.strip())
+        error = error.cause
+    return "\n      ".join(parts)
+
+
 def run_demo(quick: bool = False) -> int:
     from dagster import DagsterInstance
 
@@ -71,7 +80,8 @@ def run_demo(quick: bool = False) -> int:
         if not result.success:
             for event in result.all_events:
                 if event.event_type_value == "STEP_FAILURE":
-                    print(f"    {event.step_key}: {event.event_specific_data.error.message.strip()[:400]}")
+                    error = event.event_specific_data.error
+                    print(f"    {event.step_key}: {error_chain(error)[:600]}")
     wh = Warehouse.default()
     print("\n==> Rows in the warehouse")
     for table in ("prices_daily", "corporate_actions", "fundamentals", "news_articles",

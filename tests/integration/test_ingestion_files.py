@@ -9,12 +9,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from dagster import AssetKey, DagsterInstance, asset, materialize
-from prometheus_dagster.resources.io_manager import WarehouseIOManager, WarehouseResource
-from prometheus_dagster.resources.warehouse import Warehouse
 
 from prometheus_dagster.assets.ingestion import ingestion_assets
 from prometheus_dagster.core.partitions import market_partitions_def
+from prometheus_dagster.resources.io_manager import WarehouseIOManager, WarehouseResource
 from prometheus_dagster.resources.sources import SourceResource
+from prometheus_dagster.resources.warehouse import Warehouse
 
 FIXTURE = Path(__file__).parents[1] / "fixtures" / "file_source"
 DAY_A, DAY_B = "2024-02-05", "2024-02-06"
