@@ -1,7 +1,6 @@
 """Helpers shared by asset modules: partition dates of a run, config registration, decision
 records. Kept tiny: assets read inputs, call one engine function, log and return."""
 
-from __future__ import annotations
 
 import pandas as pd
 from dagster import AssetExecutionContext

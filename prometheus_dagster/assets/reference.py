@@ -1,6 +1,5 @@
 """Reference assets: the configured markets and each market's trading sessions."""
 
-from __future__ import annotations
 
 import pandas as pd
 from dagster import AssetExecutionContext, AssetsDefinition, BackfillPolicy, asset

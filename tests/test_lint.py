@@ -1,0 +1,14 @@
+"""The code base stays ruff-clean (rules in pyproject.toml)."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).parents[1]
+
+
+def test_ruff_clean():
+    ruff = Path(sys.executable).parent / "ruff"
+    proc = subprocess.run([str(ruff), "check", "prometheus_dagster", "tests", "benchmarks"],
+                          cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
