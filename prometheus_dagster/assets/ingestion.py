@@ -32,6 +32,7 @@ from prometheus_dagster.core.ingestion_config import ingestion_config
 from prometheus_dagster.core.partitions import partitions_def_for
 from prometheus_dagster.core.schemas import get_schema
 from prometheus_dagster.resources.io_manager import WarehouseResource
+from prometheus_dagster.resources.mlflow_tracking import MlflowTracking
 from prometheus_dagster.resources.sources import SourceResource
 from prometheus_dagster.resources.warehouse import Warehouse
 
@@ -94,6 +95,7 @@ def ingest_unit_batch(
     source,
     warehouse: Warehouse,
     history_sessions: int,
+    mlflow: MlflowTracking | None = None,
 ) -> Iterator[AssetCheckResult | MaterializeResult]:
     """Fetch, validate and swap in the units (dates) of this run; see the module docstring."""
     from prometheus_dagster.engines.ingestion.quality import check_staged
@@ -172,7 +174,18 @@ def ingest_unit_batch(
         )
     if n_warn:
         context.log.warning(f"{market} {table}: {n_warn} data-quality warning(s)")
+    lineage: dict = {}
+    if mlflow is not None:
+        with mlflow.asset_run(context, GROUP, market_id=market,
+                              params={"source": source.name, "table": table}) as run:
+            run.log_metrics({"rows_written": written, "dates": len(dates),
+                             "warnings": n_warn, "stray_rows_refused": int(stray.sum())})
+            if n_warn:
+                run.log_dict({d.strftime("%Y-%m-%d"): w for d, w in sorted(warnings.items())},
+                             "quality_warnings.json")
+            lineage = run.metadata()
     yield MaterializeResult(metadata={
+        **lineage,
         "rows_written": written, "dates": len(dates), "warnings": n_warn,
         "first_date": dates[0].strftime("%Y-%m-%d"), "last_date": dates[-1].strftime("%Y-%m-%d"),
     })
@@ -197,10 +210,11 @@ def market_table_asset(market_id: str, table: str) -> AssetsDefinition:
         metadata={"table": table},
     )
     def _ingest(context: AssetExecutionContext, source: SourceResource,
-                warehouse: WarehouseResource):
+                warehouse: WarehouseResource, mlflow: MlflowTracking):
         yield from ingest_unit_batch(
             context, table=table, market_id=market_id, source=source.get(),
             warehouse=warehouse.get(), history_sessions=ingestion_config().history_sessions,
+            mlflow=mlflow,
         )
 
     return _ingest
@@ -237,10 +251,11 @@ def reference_table_asset(market_id: str, table: str) -> AssetsDefinition:
     metadata={"table": "macro_time_series"},
 )
 def macro_time_series(context: AssetExecutionContext, source: SourceResource,
-                      warehouse: WarehouseResource):
+                      warehouse: WarehouseResource, mlflow: MlflowTracking):
     yield from ingest_unit_batch(
         context, table="macro_time_series", market_id=None, source=source.get(),
         warehouse=warehouse.get(), history_sessions=ingestion_config().history_sessions,
+        mlflow=mlflow,
     )
 
 

@@ -13,6 +13,7 @@ from dagster import AssetKey, DagsterInstance, asset, materialize
 from prometheus_dagster.assets.ingestion import ingestion_assets
 from prometheus_dagster.core.partitions import market_partitions_def
 from prometheus_dagster.resources.io_manager import WarehouseIOManager, WarehouseResource
+from prometheus_dagster.resources.mlflow_tracking import MlflowTracking
 from prometheus_dagster.resources.sources import SourceResource
 from prometheus_dagster.resources.warehouse import Warehouse
 
@@ -36,6 +37,8 @@ def env(tmp_path):
         "source": SourceResource(kind="files", files_root=str(root)),
         "warehouse": WarehouseResource(url=url),
         "io_manager": WarehouseIOManager(url=url),
+        "mlflow": MlflowTracking(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}",
+                                 artifact_root=str(tmp_path / "art")),
     }
     assets = [a for a in ingestion_assets(["US_EQ"]) if a.key.path[0] == "US_EQ"]
     return root, Warehouse.from_url(url), resources, assets
@@ -154,6 +157,8 @@ def test_index_only_market_ingests(tmp_path):
         "source": SourceResource(kind="files", files_root=str(root)),
         "warehouse": WarehouseResource(url=url),
         "io_manager": WarehouseIOManager(url=url),
+        "mlflow": MlflowTracking(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}",
+                                 artifact_root=str(tmp_path / "art")),
     }
     assets = [a for a in ingestion_assets(["US_EQ"])
               if a.key.path[0] == "US_EQ" or a.key.path[-1] == "macro_time_series"]
