@@ -25,8 +25,9 @@ from dagster import (
     asset,
 )
 
-from prometheus_dagster.assets.common import run_dates
+from prometheus_dagster.assets.common import register_config, run_dates
 from prometheus_dagster.core.calendars import GLOBAL, trading_calendar
+from prometheus_dagster.core.config import load_engine_config
 from prometheus_dagster.core.errors import DataQualityError, DataSchemaError, SourceError
 from prometheus_dagster.core.ingestion_config import ingestion_config
 from prometheus_dagster.core.partitions import partitions_def_for
@@ -66,7 +67,7 @@ def _history(warehouse: Warehouse, table: str, market_id: str | None, first: pd.
 
 def _run_rows(context: AssetExecutionContext, source_name: str, table: str, market: str,
               dates: list[pd.Timestamp], counts: dict, status: dict, warnings: dict,
-              errors: dict, started: pd.Timestamp) -> pd.DataFrame:
+              errors: dict, started: pd.Timestamp, config_id: str) -> pd.DataFrame:
     finished = _now()
     return pd.DataFrame([
         {
@@ -82,6 +83,7 @@ def _run_rows(context: AssetExecutionContext, source_name: str, table: str, mark
             "started_at": started,
             "finished_at": finished,
             "dagster_run_id": context.run.run_id,
+            "config_id": config_id,
         }
         for d in dates
     ])
@@ -107,6 +109,7 @@ def ingest_unit_batch(
     dates = run_dates(context)
     market = market_id or GLOBAL
     started = _now()
+    config_id = register_config(warehouse, load_engine_config("ingestion"))
     wanted = set(dates)
     errors: dict[pd.Timestamp, list[str]] = {}
     warnings: dict[pd.Timestamp, list[str]] = {}
@@ -115,7 +118,7 @@ def ingest_unit_batch(
     except (SourceError, DataSchemaError) as exc:
         failed = {d: [str(exc)] for d in dates}
         runs = _run_rows(context, source.name, table, market, dates, {},
-                         dict.fromkeys(dates, "FAILED"), {}, failed, started)
+                         dict.fromkeys(dates, "FAILED"), {}, failed, started, config_id)
         warehouse.append("ingestion_runs", runs)
         yield AssetCheckResult(
             check_name="quality", passed=False, severity=AssetCheckSeverity.ERROR,
@@ -151,7 +154,8 @@ def ingest_unit_batch(
         )
     status = {d: ("FAILED" if d in bad_dates else "SUCCESS") for d in dates}
     warehouse.append("ingestion_runs", _run_rows(
-        context, source.name, table, market, dates, counts, status, warnings, errors, started
+        context, source.name, table, market, dates, counts, status, warnings, errors, started,
+        config_id,
     ))
     n_warn = sum(len(v) for v in warnings.values())
     messages = [m for d in sorted(errors) for m in errors[d]][:MAX_MESSAGES]
@@ -176,7 +180,7 @@ def ingest_unit_batch(
         context.log.warning(f"{market} {table}: {n_warn} data-quality warning(s)")
     lineage: dict = {}
     if mlflow is not None:
-        with mlflow.asset_run(context, GROUP, market_id=market,
+        with mlflow.asset_run(context, GROUP, market_id=market, config_id=config_id,
                               params={"source": source.name, "table": table}) as run:
             run.log_metrics({"rows_written": written, "dates": len(dates),
                              "warnings": n_warn, "stray_rows_refused": int(stray.sum())})

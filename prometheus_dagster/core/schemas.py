@@ -165,6 +165,7 @@ register_table(TableSchema("ingestion_runs", (
     _req("source", "str"), _req("table_name", "str"), _req("status", "str", "SUCCESS/FAILED"),
     _req("row_count", "int"), _c("warnings", "json"), _c("error", "str"),
     _req("started_at", "timestamp"), _req("finished_at", "timestamp"), _c("dagster_run_id", "str"),
+    _c("config_id", "str"),
 ), primary_key=("ingestion_run_id",), description="Append-only log of ingestion units"))
 
 register_table(TableSchema("engine_configs", (

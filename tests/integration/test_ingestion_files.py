@@ -148,6 +148,11 @@ def test_reingesting_a_partition_is_idempotent(env):
     assert run(assets, resources, DAY_A).success
     pd.testing.assert_frame_equal(first, wh.read_partitions(
         "prices_daily", market_id="US_EQ", dates=[DAY_A]))
+    # the ingestion config is registered once and every unit names it
+    configs = wh.read("engine_configs")
+    assert list(configs["engine_name"]) == ["ingestion"]
+    runs = wh.read("ingestion_runs")
+    assert set(runs["config_id"]) == {configs["config_id"].iloc[0]}
 
 
 def test_index_only_market_ingests(tmp_path):
