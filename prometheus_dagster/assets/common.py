@@ -18,3 +18,28 @@ def register_config(warehouse: Warehouse, loaded: LoadedConfig) -> str:
     """Record a config in ``engine_configs`` the first time it is used; returns its id."""
     warehouse.insert_missing("engine_configs", pd.DataFrame([engine_config_record(loaded)]))
     return loaded.config_id
+
+
+def require_quality_passed(
+    warehouse: Warehouse, market_id: str, dates: list[pd.Timestamp], tables: list[str]
+) -> None:
+    """Refuse to compute on inputs whose latest ingestion of a (table, date) unit FAILED: a
+    failed quality gate stops downstream assets in later runs too, not only in its own run.
+    The rows kept from before are good data, but the day's delivery was not, so the decision is
+    left to a person (fix the source and re-ingest)."""
+    from prometheus_dagster.core.errors import DataQualityError
+
+    runs = warehouse.read("ingestion_runs", where={"market_id": market_id, "date": list(dates)})
+    runs = runs[runs["table_name"].isin(tables)]
+    if runs.empty:
+        return
+    latest = runs.sort_values("finished_at").groupby(["table_name", "date"]).tail(1)
+    failed = latest[latest["status"] == "FAILED"]
+    if not failed.empty:
+        units = ", ".join(
+            f"{r.table_name} {pd.Timestamp(r.date).date()}" for r in failed.itertuples()
+        )
+        raise DataQualityError(
+            f"{market_id}: upstream data failed its quality gate and was not refreshed ({units}); "
+            "fix the source and re-ingest these partitions first"
+        )

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 from dagster import AssetKey, DagsterInstance, asset, materialize
 
+from prometheus_dagster.assets.common import require_quality_passed, run_dates
 from prometheus_dagster.assets.ingestion import ingestion_assets
 from prometheus_dagster.core.partitions import market_partitions_def
 from prometheus_dagster.resources.io_manager import WarehouseIOManager, WarehouseResource
@@ -24,8 +25,8 @@ PRICES = AssetKey(["US_EQ", "prices_daily"])
 
 @asset(key=["US_EQ", "downstream_probe"], deps=[PRICES],
        partitions_def=market_partitions_def("US_EQ"))
-def downstream_probe() -> None:
-    return None
+def downstream_probe(context, warehouse: WarehouseResource) -> None:
+    require_quality_passed(warehouse.get(), "US_EQ", run_dates(context), ["prices_daily"])
 
 
 @pytest.fixture()
@@ -124,6 +125,12 @@ def test_defect_fails_partition_keeps_old_rows_and_stops_downstream(env, defect)
         assert word in message, message
     # downstream did not run
     assert not res.asset_materializations_for_node("US_EQ__downstream_probe")
+    # ... nor in a later run that asks only for the downstream asset
+    later = run(assets, resources, DAY_A, selection=[AssetKey(["US_EQ", "downstream_probe"])])
+    assert not later.success
+    assert "failed its quality gate" in error_text(next(
+        e for e in later.all_events if e.event_type_value == "STEP_FAILURE"
+    ).event_specific_data.error)
     # the rows stored earlier are unchanged
     after = wh.read_partitions("prices_daily", market_id="US_EQ", dates=[DAY_A])
     pd.testing.assert_frame_equal(before, after)
