@@ -18,24 +18,23 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from numpy.lib.stride_tricks import sliding_window_view
 
 from prometheus_dagster.core.errors import DataSchemaError
 from prometheus_dagster.engines.features.config import FeaturesConfig
 
 DateLike = dt.date | dt.datetime | pd.Timestamp | str | np.datetime64
 
-# elements per chunk of a (rows, names, window) stack: bounds temporary memory to ~128 MB
-_CHUNK_ELEMENTS = 1 << 24
+# (rows x names) elements processed at once by the rolling reductions
+_CHUNK_ELEMENTS = 1 << 20
 
 
 # --- inputs -------------------------------------------------------------------------------
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class FeatureInputs:
     """The history the feature engine reads: canonical frames as stored in the warehouse.
 
@@ -71,8 +70,11 @@ class FeatureInputs:
 
 
 def to_date(value: DateLike) -> pd.Timestamp:
-    return pd.Timestamp(value).tz_localize(None).normalize() if pd.Timestamp(value).tzinfo \
-        else pd.Timestamp(value).normalize()
+    """A date as a naive midnight Timestamp."""
+    ts = pd.Timestamp(value)
+    if ts.tzinfo is not None:
+        ts = ts.tz_localize(None)
+    return ts.normalize()
 
 
 def to_dates(values: Iterable[DateLike]) -> pd.DatetimeIndex:
@@ -194,47 +196,109 @@ def adjusted_returns(prices: pd.DataFrame, corporate_actions: pd.DataFrame | Non
 
 
 # --- rolling windows ----------------------------------------------------------------------
-def rolling_apply(a: np.ndarray, window: int, rows: np.ndarray,
-                  func: Callable[[np.ndarray], np.ndarray], pad: float = np.nan) -> np.ndarray:
-    """``func`` over the trailing windows of ``a`` (sessions x names) ending at ``rows``.
-
-    ``func`` gets a contiguous stack (k, names, window) whose last axis runs oldest -> newest
-    (windows reaching before the first session are padded with ``pad``) and returns (k, names).
-    """
-    t, n = a.shape
-    rows = np.asarray(rows, dtype=np.int64)
-    out = np.full((len(rows), n), np.nan)
-    if len(rows) == 0 or n == 0:
-        return out
-    padded = np.concatenate([np.full((window - 1, n), pad), a], axis=0)
-    view = sliding_window_view(padded, window, axis=0)  # (t, n, window)
-    step = max(1, _CHUNK_ELEMENTS // max(1, n * window))
+def _row_chunks(rows: np.ndarray, n: int) -> Iterator[tuple[int, np.ndarray]]:
+    step = max(1, _CHUNK_ELEMENTS // max(1, n))
     for i in range(0, len(rows), step):
-        chunk = np.ascontiguousarray(view[rows[i:i + step]])
-        out[i:i + step] = func(chunk)
+        yield i, rows[i:i + step]
+
+
+def padded_window_source(a: np.ndarray, window: int, pad: float) -> np.ndarray:
+    return np.concatenate([np.full((window - 1, *a.shape[1:]), pad), a], axis=0)
+
+
+def window_slices(padded: np.ndarray, window: int, rows: np.ndarray) -> Iterator[np.ndarray]:
+    """The values of the trailing windows ending at ``rows``, one window position at a time,
+    oldest first: the j-th array holds, for each row r, row r - window + 1 + j of the original
+    array (``padded`` is it with ``window - 1`` padding rows in front)."""
+    if len(rows) and rows[-1] - rows[0] + 1 == len(rows):
+        lo = int(rows[0])
+        for j in range(window):
+            yield padded[lo + j:lo + j + len(rows)]
+    else:
+        for j in range(window):
+            yield padded[rows + j]
+
+
+def rolling_mean(a: np.ndarray, window: int, rows: np.ndarray, min_obs: int) -> np.ndarray:
+    """Mean of the non-NaN values of each trailing window (NaN below ``min_obs`` values)."""
+    rows = np.asarray(rows, dtype=np.int64)
+    out = np.full((len(rows), a.shape[1]), np.nan)
+    padded = padded_window_source(a, window, np.nan)
+    for i, rr in _row_chunks(rows, a.shape[1]):
+        total = np.zeros((len(rr), a.shape[1]))
+        cnt = np.zeros((len(rr), a.shape[1]), dtype=np.int64)
+        for x in window_slices(padded, window, rr):
+            ok = ~np.isnan(x)
+            cnt += ok
+            total += np.where(ok, x, 0.0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[i:i + len(rr)] = np.where(cnt >= min_obs, total / cnt, np.nan)
     return out
 
 
-def win_count(x: np.ndarray) -> np.ndarray:
-    return (~np.isnan(x)).sum(axis=-1)
+def rolling_std(a: np.ndarray, window: int, rows: np.ndarray, min_obs: int) -> np.ndarray:
+    """Standard deviation (ddof=1) of the non-NaN values of each trailing window."""
+    rows = np.asarray(rows, dtype=np.int64)
+    out = np.full((len(rows), a.shape[1]), np.nan)
+    padded = padded_window_source(a, window, np.nan)
+    for i, rr in _row_chunks(rows, a.shape[1]):
+        total = np.zeros((len(rr), a.shape[1]))
+        cnt = np.zeros((len(rr), a.shape[1]), dtype=np.int64)
+        for x in window_slices(padded, window, rr):
+            ok = ~np.isnan(x)
+            cnt += ok
+            total += np.where(ok, x, 0.0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = total / cnt
+            ss = np.zeros_like(total)
+            for x in window_slices(padded, window, rr):
+                d = x - mean
+                ss += np.where(np.isnan(d), 0.0, d * d)
+            sd = np.sqrt(ss / (cnt - 1))
+        out[i:i + len(rr)] = np.where(cnt >= max(min_obs, 2), sd, np.nan)
+    return out
 
 
-def win_mean(x: np.ndarray, min_obs: int) -> np.ndarray:
-    ok = ~np.isnan(x)
-    cnt = ok.sum(axis=-1)
-    total = np.where(ok, x, 0.0).sum(axis=-1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(cnt >= min_obs, total / cnt, np.nan)
+def rolling_prod(a: np.ndarray, window: int, rows: np.ndarray) -> np.ndarray:
+    """Product of each trailing window (NaN if the window holds a NaN or reaches before the
+    first row)."""
+    rows = np.asarray(rows, dtype=np.int64)
+    out = np.full((len(rows), a.shape[1]), np.nan)
+    padded = padded_window_source(a, window, np.nan)
+    for i, rr in _row_chunks(rows, a.shape[1]):
+        acc = np.ones((len(rr), a.shape[1]))
+        for x in window_slices(padded, window, rr):
+            acc *= x
+        out[i:i + len(rr)] = acc
+    return out
 
 
-def win_std(x: np.ndarray, min_obs: int) -> np.ndarray:
-    ok = ~np.isnan(x)
-    cnt = ok.sum(axis=-1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = np.where(ok, x, 0.0).sum(axis=-1) / cnt
-        dev = np.where(ok, x - mean[..., None], 0.0)
-        var = (dev * dev).sum(axis=-1) / (cnt - 1)
-    return np.where(cnt >= max(min_obs, 2), np.sqrt(var), np.nan)
+def rolling_drawdowns(growth: np.ndarray, window: int, rows: np.ndarray,
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """For the level path that starts at 1 at each trailing window's first session and moves
+    by ``growth`` (1 + return) after it: its drawdown at the window's end (level / running
+    peak - 1) and its worst drawdown within the window. Windows reaching before the first
+    session start flat."""
+    rows = np.asarray(rows, dtype=np.int64)
+    n = growth.shape[1]
+    dd = np.full((len(rows), n), np.nan)
+    mdd = np.full((len(rows), n), np.nan)
+    padded = padded_window_source(growth, window, 1.0)
+    for i, rr in _row_chunks(rows, n):
+        level = np.ones((len(rr), n))
+        peak = np.ones((len(rr), n))
+        worst = np.ones((len(rr), n))
+        ratio = np.ones((len(rr), n))
+        slices = window_slices(padded, window, rr)
+        next(slices)  # the first session's return is the move into the window
+        for x in slices:
+            level *= x
+            np.maximum(peak, level, out=peak)
+            np.divide(level, peak, out=ratio)
+            np.minimum(worst, ratio, out=worst)
+        dd[i:i + len(rr)] = ratio - 1.0
+        mdd[i:i + len(rr)] = worst - 1.0
+    return dd, mdd
 
 
 def row_sum(x: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -311,12 +375,10 @@ class MarketPanel:
     def vol(self, window: int, rows: np.ndarray) -> np.ndarray:
         cfg = self.config
         r = np.where(self.observed, self.ret, np.nan)
-        return rolling_apply(r, window, rows, lambda x: win_std(x, cfg.min_obs(window))) \
-            * np.sqrt(cfg.annualisation_days)
+        return rolling_std(r, window, rows, cfg.min_obs(window)) * np.sqrt(cfg.annualisation_days)
 
     def adv(self, window: int, rows: np.ndarray) -> np.ndarray:
-        return rolling_apply(self.traded_value, window, rows,
-                             lambda x: win_mean(x, self.config.min_obs(window)))
+        return rolling_mean(self.traded_value, window, rows, self.config.min_obs(window))
 
     def compounded(self, window: int, rows: np.ndarray, skip: int = 0) -> np.ndarray:
         """Compounded return over the ``window`` sessions ending ``skip`` sessions before each
@@ -324,8 +386,7 @@ class MarketPanel:
         shifted = rows - skip
         out = np.full((len(rows), self.shape[1]), np.nan)
         ok = shifted >= 0
-        out[ok] = rolling_apply(self.growth, window, shifted[ok],
-                                lambda x: np.prod(x, axis=-1)) - 1.0
+        out[ok] = rolling_prod(self.growth, window, shifted[ok]) - 1.0
         return out
 
     # -- fundamentals, point in time --
@@ -359,16 +420,13 @@ class MarketPanel:
         order = np.lexsort((f["report_date"].to_numpy(), f["period_end"].to_numpy(), col))
         rank = np.empty(len(f), dtype=np.int64)
         rank[order] = np.arange(len(f))
-        best = np.full((t, n), -1.0)
-        np.maximum.at(best, (pos, col), rank.astype(float))
-        best[best < 0] = np.nan
-        best = np.fmax.accumulate(np.where(np.isnan(best), -1.0, best), axis=0)
-        best[best < 0] = np.nan
-        have = ~np.isnan(best)
+        best = np.full((t, n), -1, dtype=np.int64)
+        np.maximum.at(best, (pos, col), rank)
+        best = np.maximum.accumulate(best, axis=0)  # latest period_end known so far
+        have = best >= 0
         stmt_of_rank = np.empty(len(f), dtype=np.int64)
         stmt_of_rank[rank] = np.arange(len(f))
-        sel = np.where(have, best, 0).astype(np.int64)
-        stmt = stmt_of_rank[sel]
+        stmt = stmt_of_rank[np.where(have, best, 0)]
         report = f["report_date"].to_numpy(dtype="datetime64[ns]")[stmt]
         age = (self.dates.to_numpy()[:, None] - report) / np.timedelta64(1, "D")
         usable = have & (age <= self.config.fundamentals_max_age_days)
