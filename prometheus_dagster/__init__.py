@@ -15,3 +15,9 @@ for _key, _value in {
     os.environ.setdefault(_key, _value)
 
 __version__ = "0.1.0"
+
+import warnings  # noqa: E402
+
+# Single-run backfill policies and partition-mapping options are marked beta by Dagster; they are
+# a deliberate part of this design, so the per-definition warning is noise for users.
+warnings.filterwarnings("ignore", message=r".*is currently in beta")

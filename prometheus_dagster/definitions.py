@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dagster import Definitions
 
+from prometheus_dagster.assets.features import features_assets
 from prometheus_dagster.assets.ingestion import ingestion_assets
 from prometheus_dagster.assets.reference import reference_assets
 from prometheus_dagster.core.calendars import market_ids
@@ -14,7 +15,11 @@ from prometheus_dagster.resources import build_resources
 
 def build_assets() -> list:
     data_markets = ingestion_config().markets
-    return [*reference_assets(market_ids()), *ingestion_assets(data_markets)]
+    return [
+        *reference_assets(market_ids()),
+        *ingestion_assets(data_markets),
+        *features_assets(data_markets),
+    ]
 
 
 def build_definitions(**resource_overrides) -> Definitions:

@@ -54,7 +54,7 @@ def jobs_for(assets: Sequence[AssetsDefinition]) -> list[UnresolvedAssetJobDefin
     by_market: dict[str, list[AssetsDefinition]] = {}
     for a in assets:
         if a.partitions_def is not None:
-            by_market.setdefault(a.key.path[0], []).append(a)
+            by_market.setdefault(next(iter(a.keys)).path[0], []).append(a)
     jobs = [reference_job(unpartitioned)] if unpartitioned else []
     order = {m: i for i, m in enumerate(FOLLOW_THE_SUN)}
     for market in sorted(by_market, key=lambda m: order.get(m, len(order))):
