@@ -7,10 +7,11 @@ from dagster import Definitions
 from prometheus_dagster.assets.features import features_assets
 from prometheus_dagster.assets.ingestion import ingestion_assets
 from prometheus_dagster.assets.reference import reference_assets
-from prometheus_dagster.core.calendars import market_ids
+from prometheus_dagster.core.calendars import MarketState, market_ids
 from prometheus_dagster.core.ingestion_config import ingestion_config
-from prometheus_dagster.jobs.daily import jobs_for
+from prometheus_dagster.jobs.daily import daily_job_name, jobs_for
 from prometheus_dagster.resources import build_resources
+from prometheus_dagster.sensors.market_state import market_state_sensor
 
 
 def build_assets() -> list:
@@ -24,9 +25,13 @@ def build_assets() -> list:
 
 def build_definitions(**resource_overrides) -> Definitions:
     assets = build_assets()
+    jobs = jobs_for(assets)
+    by_name = {j.name: j for j in jobs}
+    daily = {m: by_name[daily_job_name(m)] for m in ingestion_config().markets}
     return Definitions(
         assets=assets,
-        jobs=jobs_for(assets),
+        jobs=jobs,
+        sensors=[market_state_sensor(daily, MarketState.POST_CLOSE, "post_close_daily")],
         resources={**build_resources(), **resource_overrides},
     )
 
