@@ -50,6 +50,7 @@ def features_asset(market_id: str) -> AssetsDefinition:
     outs = {
         f"{market_id}__{table}": AssetOut(
             key=AssetKey([market_id, table]), group_name=GROUP, metadata={"table": table},
+            is_required=False,
             tags={"prometheus/tier": "1"},
             description=f"{table} of {market_id} (split- and dividend-adjusted).")
         for table in FEATURE_TABLES
@@ -61,6 +62,7 @@ def features_asset(market_id: str) -> AssetsDefinition:
         deps=deps,
         partitions_def=market_partitions_def(market_id),
         backfill_policy=BackfillPolicy.single_run(),
+        can_subset=True,
     )
     def _features(context: AssetExecutionContext, warehouse: WarehouseResource,
                   mlflow: MlflowTracking):
@@ -85,7 +87,10 @@ def features_asset(market_id: str) -> AssetsDefinition:
             f"{market_id} features for {len(dates)} date(s): "
             + ", ".join(f"{t} {len(df)}" for t, df in tables.items())
         )
+        selected = context.selected_output_names
         for table in FEATURE_TABLES:
+            if f"{market_id}__{table}" not in selected:
+                continue
             yield Output(tables[table], output_name=f"{market_id}__{table}",
                          metadata={**lineage, "rows": len(tables[table]), "config_id": config_id})
 

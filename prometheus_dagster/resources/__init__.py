@@ -21,7 +21,9 @@ def build_resources(
     return {
         "io_manager": WarehouseIOManager(url=url),
         "warehouse": WarehouseResource(url=url),
-        "source": SourceResource(),
+        # PROMETHEUS_SOURCE=files and PROMETHEUS_FILES_ROOT=<folder> override the ingestion config
+        "source": SourceResource(kind=os.environ.get("PROMETHEUS_SOURCE", ""),
+                                 files_root=os.environ.get("PROMETHEUS_FILES_ROOT", "")),
         "mlflow": MlflowTracking(
             tracking_uri=mlflow_uri or os.environ.get("MLFLOW_TRACKING_URI", ""),
             ui_url=os.environ.get("PROMETHEUS_MLFLOW_UI", "http://127.0.0.1:5000"),
