@@ -1,8 +1,14 @@
 """``make demo``: run the main job on the embedded market and say where to look.
 
-The demo runs, on the Dagster instance under $DAGSTER_HOME (so every run shows in the UI):
-reference data, then each market's daily chain over the demo window as one single-run backfill
-per market, in follow-the-sun order, then GLOBAL. It prints per-stage timings and a summary.
+Two stages:
+1. **History**: the ingestion tables for the ~20 months before the demo window (the warm-up the
+   engines' windows need), as one single-run backfill per market on an in-memory Dagster
+   instance. Dagster records one event per partition and asset; on the SQLite instance that is
+   ~20 ms each, so bulk history goes through an ephemeral instance and only its data persists.
+2. **Daily chain**: reference data, then each market's daily job over the demo window (the last
+   quarter of the embedded market) as one single-run backfill, in follow-the-sun order, then
+   GLOBAL, on the Dagster instance under $DAGSTER_HOME, so every run shows in the UI.
+It prints per-stage timings and a summary.
 """
 
 from __future__ import annotations
@@ -12,20 +18,26 @@ import time
 import pandas as pd
 
 from prometheus_dagster.core.calendars import GLOBAL, trading_calendar
+from prometheus_dagster.core.ingestion_config import ingestion_config
 from prometheus_dagster.core.paths import mlflow_tracking_uri, prometheus_home, warehouse_path
 
 RANGE_START = "dagster/asset_partition_range_start"
 RANGE_END = "dagster/asset_partition_range_end"
 
 
-def _window(quick: bool) -> tuple[pd.Timestamp, pd.Timestamp]:
+WINDOW_DAYS = 91  # the daily chain runs over the last quarter
+HISTORY_DAYS = 600  # ~410 sessions of warm-up before it: longer than any engine window
+
+
+def _windows(quick: bool) -> tuple[pd.Timestamp, pd.Timestamp, pd.Timestamp]:
+    """(history start, demo window start, end) inside the embedded market's range."""
     from prometheus_dagster.core.config import load_engine_config
 
     cfg = load_engine_config("synthetic_market").config
-    start, end = pd.Timestamp(cfg.start_date), pd.Timestamp(cfg.end_date)  # type: ignore[attr-defined]
-    if quick:
-        start = end - pd.Timedelta(days=90)
-    return start, end
+    first, end = pd.Timestamp(cfg.start_date), pd.Timestamp(cfg.end_date)  # type: ignore[attr-defined]
+    start = max(first, end - pd.Timedelta(days=30 if quick else WINDOW_DAYS))
+    history = max(first, start - pd.Timedelta(days=HISTORY_DAYS))
+    return history, start, end
 
 
 def _range_tags(market_id: str, start: pd.Timestamp, end: pd.Timestamp) -> dict[str, str] | None:
@@ -47,6 +59,32 @@ def error_chain(error) -> str:
     return "\n      ".join(parts)
 
 
+def _load_history(defs, start: pd.Timestamp, end: pd.Timestamp) -> bool:
+    """Ingest every data market's tables for [start, end] on an ephemeral instance."""
+    from dagster import DagsterInstance
+
+    from prometheus_dagster.assets.ingestion import GROUP as INGESTION
+    from prometheus_dagster.jobs.daily import REFERENCE_JOB, daily_job_name
+
+    ephemeral = DagsterInstance.ephemeral()
+    ok = defs.resolve_job_def(REFERENCE_JOB).execute_in_process(
+        instance=ephemeral, raise_on_error=False).success
+    graph = defs.resolve_asset_graph()
+    for market in [*ingestion_config().markets, GLOBAL]:
+        job = defs.resolve_job_def(daily_job_name(market))
+        keys = [k for k in job.asset_layer.executable_asset_keys
+                if graph.get(k).group_name == INGESTION]
+        tags = _range_tags(market, start, end)
+        if not keys or tags is None:
+            continue
+        print(f"==> history {market}: {tags[RANGE_START]}...{tags[RANGE_END]} "
+              f"({len(keys)} tables)", flush=True)
+        result = job.execute_in_process(instance=ephemeral, asset_selection=keys, tags=tags,
+                                        raise_on_error=False)
+        ok = ok and result.success
+    return ok
+
+
 def run_demo(quick: bool = False) -> int:
     from dagster import DagsterInstance
 
@@ -55,12 +93,19 @@ def run_demo(quick: bool = False) -> int:
     from prometheus_dagster.resources.warehouse import Warehouse
 
     t0 = time.perf_counter()
-    start, end = _window(quick)
-    print(f"==> Prometheus demo: embedded market, {start.date()} .. {end.date()}", flush=True)
+    history, start, end = _windows(quick)
+    print(f"==> Prometheus demo: embedded market; history {history.date()} .. "
+          f"{(start - pd.Timedelta(days=1)).date()}, daily chain {start.date()} .. {end.date()}",
+          flush=True)
     defs = build_definitions()
     instance = DagsterInstance.get()
-    jobs = [j.name for j in defs.jobs]  # reference data first, then follow the sun
     stages: list[tuple[str, float, str]] = []
+    if history < start:
+        t = time.perf_counter()
+        ok = _load_history(defs, history, start - pd.Timedelta(days=1))
+        stages.append(("history", time.perf_counter() - t, "ok" if ok else "FAILED"))
+        print(f"    history {'ok' if ok else 'FAILED'} in {stages[-1][1]:.1f}s", flush=True)
+    jobs = [j.name for j in defs.jobs]  # reference data first, then follow the sun
     order = [REFERENCE_JOB] + [j for j in jobs if j != REFERENCE_JOB]
     for i, name in enumerate(order, 1):
         market = name.removesuffix("_daily")

@@ -114,6 +114,18 @@ def make_config_id(config: VersionedConfig) -> tuple[str, str, dict[str, Any]]:
     return f"{config.engine}@{config.version}-{digest[:8]}", digest, body
 
 
+def _import_engine(engine: str) -> None:
+    """Engines register their config models on import; import one on first use by name."""
+    import importlib
+
+    if not engine.isidentifier():
+        return
+    try:
+        importlib.import_module(f"prometheus_dagster.engines.{engine}")
+    except ModuleNotFoundError:
+        pass
+
+
 def validate_config(
     data: dict[str, Any], model: type[C] | None = None, source: str = "<inline>"
 ) -> LoadedConfig:
@@ -122,6 +134,8 @@ def validate_config(
         engine = data.get("engine")
         if engine is None:
             raise ConfigError(f"{source}: field 'engine' is required but missing")
+        if engine not in CONFIG_MODELS:
+            _import_engine(engine)
         if engine not in CONFIG_MODELS:
             raise ConfigError(
                 f"{source}: field 'engine' = {engine!r}: unknown engine "

@@ -291,3 +291,4 @@ def test_100k_rows():
     assert report.n_rows == 100_000
     assert {i.index for i in report.errors} == {12345}
     assert not report.warnings
+
