@@ -271,13 +271,7 @@ def _coerce(schema: TableSchema, col: Column, s: pd.Series, source: str) -> pd.S
                 )
             return out.astype("boolean")
         if col.dtype == "vector":
-            def to_bytes(v: object) -> object:
-                if v is None or (isinstance(v, float) and np.isnan(v)):
-                    return None
-                if isinstance(v, bytes | bytearray | memoryview):
-                    return bytes(v)
-                return np.asarray(v, dtype="<f4").tobytes()
-            return s.map(to_bytes).astype(object)
+            return s.map(vector_to_bytes).astype(object)
     except DataSchemaError:
         raise
     except (TypeError, ValueError) as exc:
@@ -335,6 +329,15 @@ def validate_frame(table: str | TableSchema, df: pd.DataFrame, source: str = "")
 def empty_frame(table: str | TableSchema) -> pd.DataFrame:
     schema = table if isinstance(table, TableSchema) else get_schema(table)
     return validate_frame(schema, pd.DataFrame({c: [] for c in schema.column_names}))
+
+
+def vector_to_bytes(v: object) -> bytes | None:
+    """A vector (sequence of floats or stored bytes) as little-endian float32 bytes."""
+    if v is None or (isinstance(v, float) and np.isnan(v)):
+        return None
+    if isinstance(v, bytes | bytearray | memoryview):
+        return bytes(v)
+    return np.asarray(v, dtype="<f4").tobytes()
 
 
 def vector_to_array(blob: bytes | None) -> np.ndarray | None:

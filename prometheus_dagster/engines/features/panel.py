@@ -219,18 +219,25 @@ def window_slices(padded: np.ndarray, window: int, rows: np.ndarray) -> Iterator
             yield padded[rows + j]
 
 
+def _window_sum_count(padded: np.ndarray, window: int, rows: np.ndarray,
+                      n_cols: int) -> tuple[np.ndarray, np.ndarray]:
+    """Sum and count of the non-NaN values in each trailing window ending at ``rows``."""
+    total = np.zeros((len(rows), n_cols))
+    cnt = np.zeros((len(rows), n_cols), dtype=np.int64)
+    for x in window_slices(padded, window, rows):
+        ok = ~np.isnan(x)
+        cnt += ok
+        total += np.where(ok, x, 0.0)
+    return total, cnt
+
+
 def rolling_mean(a: np.ndarray, window: int, rows: np.ndarray, min_obs: int) -> np.ndarray:
     """Mean of the non-NaN values of each trailing window (NaN below ``min_obs`` values)."""
     rows = np.asarray(rows, dtype=np.int64)
     out = np.full((len(rows), a.shape[1]), np.nan)
     padded = padded_window_source(a, window, np.nan)
     for i, rr in _row_chunks(rows, a.shape[1]):
-        total = np.zeros((len(rr), a.shape[1]))
-        cnt = np.zeros((len(rr), a.shape[1]), dtype=np.int64)
-        for x in window_slices(padded, window, rr):
-            ok = ~np.isnan(x)
-            cnt += ok
-            total += np.where(ok, x, 0.0)
+        total, cnt = _window_sum_count(padded, window, rr, a.shape[1])
         with np.errstate(invalid="ignore", divide="ignore"):
             out[i:i + len(rr)] = np.where(cnt >= min_obs, total / cnt, np.nan)
     return out
@@ -242,12 +249,7 @@ def rolling_std(a: np.ndarray, window: int, rows: np.ndarray, min_obs: int) -> n
     out = np.full((len(rows), a.shape[1]), np.nan)
     padded = padded_window_source(a, window, np.nan)
     for i, rr in _row_chunks(rows, a.shape[1]):
-        total = np.zeros((len(rr), a.shape[1]))
-        cnt = np.zeros((len(rr), a.shape[1]), dtype=np.int64)
-        for x in window_slices(padded, window, rr):
-            ok = ~np.isnan(x)
-            cnt += ok
-            total += np.where(ok, x, 0.0)
+        total, cnt = _window_sum_count(padded, window, rr, a.shape[1])
         with np.errstate(invalid="ignore", divide="ignore"):
             mean = total / cnt
             ss = np.zeros_like(total)

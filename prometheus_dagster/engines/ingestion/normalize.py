@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 from pandas.api import types as ptypes
 
-from prometheus_dagster.core.schemas import Column
+from prometheus_dagster.core.schemas import Column, vector_to_bytes
 
 # Cell values read as "missing" in numeric, date, timestamp and bool columns. In text columns
 # only the empty string is missing (a ticker may well be "NA").
@@ -183,13 +183,7 @@ def coerce_column(col: Column, raw: pd.Series, *, strip_text: bool = False) -> C
         return Coerced(out, bad, expected)
 
     if col.dtype == "vector":
-        def to_bytes(v: object) -> object:
-            if v is None or (isinstance(v, float) and np.isnan(v)):
-                return None
-            if isinstance(v, bytes | bytearray | memoryview):
-                return bytes(v)
-            return np.asarray(v, dtype="<f4").tobytes()
-        return Coerced(s.map(to_bytes).astype(object), _no_bad(s), expected)
+        return Coerced(s.map(vector_to_bytes).astype(object), _no_bad(s), expected)
 
     raise AssertionError(col.dtype)
 
