@@ -13,6 +13,7 @@ It prints per-stage timings and a summary.
 
 from __future__ import annotations
 
+import os
 import time
 
 import pandas as pd
@@ -23,6 +24,9 @@ from prometheus_dagster.core.paths import mlflow_tracking_uri, prometheus_home, 
 
 RANGE_START = "dagster/asset_partition_range_start"
 RANGE_END = "dagster/asset_partition_range_end"
+# The console shows the demo's own progress lines; Dagster's per-event debug lines stay in the
+# event log (visible in the UI).
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
 WINDOW_DAYS = 91  # the daily chain runs over the last quarter
@@ -68,7 +72,7 @@ def _load_history(defs, start: pd.Timestamp, end: pd.Timestamp) -> bool:
 
     ephemeral = DagsterInstance.ephemeral()
     ok = defs.resolve_job_def(REFERENCE_JOB).execute_in_process(
-        instance=ephemeral, raise_on_error=False).success
+        instance=ephemeral, raise_on_error=False, run_config=QUIET).success
     graph = defs.resolve_asset_graph()
     for market in [*ingestion_config().markets, GLOBAL]:
         job = defs.resolve_job_def(daily_job_name(market))
@@ -80,7 +84,7 @@ def _load_history(defs, start: pd.Timestamp, end: pd.Timestamp) -> bool:
         print(f"==> history {market}: {tags[RANGE_START]}...{tags[RANGE_END]} "
               f"({len(keys)} tables)", flush=True)
         result = job.execute_in_process(instance=ephemeral, asset_selection=keys, tags=tags,
-                                        raise_on_error=False)
+                                        raise_on_error=False, run_config=QUIET)
         ok = ok and result.success
     return ok
 
@@ -116,7 +120,7 @@ def run_demo(quick: bool = False) -> int:
         print(f"==> [{i}/{len(order)}] {label}", flush=True)
         t = time.perf_counter()
         result = defs.resolve_job_def(name).execute_in_process(
-            instance=instance, tags=tags, raise_on_error=False
+            instance=instance, tags=tags, raise_on_error=False, run_config=QUIET
         )
         took = time.perf_counter() - t
         status = "ok" if result.success else "FAILED"
@@ -141,7 +145,7 @@ Where to look:
   warehouse   {warehouse_path() if not wh.backend == 'postgres' else wh.url}
               duckdb {warehouse_path()} "select * from prices_daily limit 5"
   MLflow      {mlflow_tracking_uri()}  (artifacts in {prometheus_home() / 'mlartifacts'})
-  Dagster     runs recorded in $DAGSTER_HOME
+  Dagster     runs recorded in {os.environ.get("DAGSTER_HOME", "$DAGSTER_HOME")}
   UIs         make ui  ->  Dagster http://127.0.0.1:3000 , MLflow http://127.0.0.1:5000
 """)
     return 0 if all(s == "ok" for _, _, s in stages) else 1
