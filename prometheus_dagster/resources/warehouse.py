@@ -24,6 +24,7 @@ schema of that name. In PostgreSQL the ``main`` namespace is the ``public`` sche
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import io
 import os
@@ -316,54 +317,64 @@ def _arrow_table(schema: TableSchema, frame: pd.DataFrame) -> Any:
 
 
 # --- backends ------------------------------------------------------------------------------------
-class _Session:
+class _Session(abc.ABC):
     """One connection for one operation."""
 
-    placeholder = "?"
+    param_marker = "?"
     kind = ""
 
+    @abc.abstractmethod
     def execute(self, sql: str, params: Sequence[Any] | None = None) -> None:
-        raise NotImplementedError
+        ...
 
+    @abc.abstractmethod
     def fetchall(self, sql: str, params: Sequence[Any] | None = None) -> list[tuple]:
-        raise NotImplementedError
+        ...
 
+    @abc.abstractmethod
     def fetch_frame(self, sql: str, params: Sequence[Any] | None = None) -> pd.DataFrame:
-        raise NotImplementedError
+        ...
 
     def table_columns(self, sql_schema: str, name: str) -> list[str] | None:
         """The table's columns in order, or None when it does not exist."""
         rows = self.fetchall(
             "SELECT column_name FROM information_schema.columns WHERE table_schema = "
-            f"{self.placeholder} AND table_name = {self.placeholder} "
+            f"{self.param_marker} AND table_name = {self.param_marker} "
             "AND table_catalog = current_database() ORDER BY ordinal_position",
             [sql_schema, name],
         )
         return [r[0] for r in rows] or None
 
+    @abc.abstractmethod
     def begin(self) -> None:
-        raise NotImplementedError
+        ...
 
+    @abc.abstractmethod
     def commit(self) -> None:
-        raise NotImplementedError
+        ...
 
+    @abc.abstractmethod
     def rollback(self) -> None:
-        raise NotImplementedError
+        ...
 
     def lock_ddl(self) -> None:
-        """Serialise DDL between processes (inside the current transaction)."""
+        """Serialise DDL between processes (inside the current transaction). By default a no-op:
+        DuckDB's file lock already serialises every operation."""
+        return None
 
     def lock_table(self, table: str) -> None:
-        """Serialise writers of ``table`` (inside the current transaction)."""
+        """Serialise writers of ``table`` (inside the current transaction); a no-op by default,
+        as for lock_ddl."""
+        return None
 
+    @abc.abstractmethod
     def insert_frame(self, table: str, schema: TableSchema, frame: pd.DataFrame, *,
                      ignore_conflicts: bool = False) -> int:
         """Insert a validated frame; returns the number of rows inserted."""
-        raise NotImplementedError
 
 
 class _DuckDBSession(_Session):
-    placeholder = "?"
+    param_marker = "?"
     kind = "duckdb"
 
     def __init__(self, con: Any) -> None:
@@ -418,7 +429,7 @@ class _DuckDBSession(_Session):
 
 
 class _PostgresSession(_Session):
-    placeholder = "%s"
+    param_marker = "%s"
     kind = "postgres"
 
     def __init__(self, conn: Any) -> None:
@@ -474,7 +485,7 @@ class _PostgresSession(_Session):
         return len(frame)
 
 
-class _Backend:
+class _Backend(abc.ABC):
     kind: str = ""
     default_schema: str = "main"
 
@@ -492,8 +503,9 @@ class _Backend:
         """False when the store certainly holds no table (no DuckDB file yet)."""
         return True
 
+    @abc.abstractmethod
     def session(self, *, read_only: bool = False) -> contextlib.AbstractContextManager[_Session]:
-        raise NotImplementedError
+        ...
 
 
 class _DuckDBBackend(_Backend):
@@ -718,7 +730,7 @@ class Warehouse:
             if existing is None:
                 has_schema = s.fetchall(
                     f"SELECT 1 FROM information_schema.schemata WHERE schema_name = "
-                    f"{s.placeholder}", [sql_schema])
+                    f"{s.param_marker}", [sql_schema])
                 if not has_schema:
                     s.execute(f"CREATE SCHEMA IF NOT EXISTS {_ident(sql_schema)}")
                 s.execute(self._create_ddl(s, schema))
@@ -779,7 +791,7 @@ class Warehouse:
                 s.begin()
                 s.lock_table(table)
                 if mode == "replace":
-                    clause, params = _where_sql(conds or [], s.placeholder)
+                    clause, params = _where_sql(conds or [], s.param_marker)
                     s.execute(f"DELETE FROM {table}{clause}", params)
                 written = s.insert_frame(table, schema, frame,
                                          ignore_conflicts=(mode == "missing"))
@@ -906,7 +918,7 @@ class Warehouse:
             select = ", ".join(
                 _ident(c) if c in existing else f"NULL AS {_ident(c)}" for c in cols
             ) or "1"
-            clause, params = _where_sql(conds, s.placeholder)
+            clause, params = _where_sql(conds, s.param_marker)
             order_sql = (" ORDER BY " + ", ".join(_ident(c) for c in order)) if order else ""
             raw = s.fetch_frame(
                 f"SELECT {select} FROM {self.sql_name(schema)}{clause}{order_sql}", params
@@ -954,7 +966,7 @@ class Warehouse:
         return out
 
     def query(self, sql: str, params: Sequence[Any] | None = None) -> pd.DataFrame:
-        """Run read-only SQL (``?`` placeholders on DuckDB, ``%s`` on PostgreSQL). Unqualified
+        """Run read-only SQL (``?`` parameter markers on DuckDB, ``%s`` on PostgreSQL). Unqualified
         names resolve to the ``main`` namespace. Returns the result as the driver types it."""
         if not self._backend.exists():
             raise WarehouseError(f"the DuckDB warehouse {self.path} does not exist yet")
