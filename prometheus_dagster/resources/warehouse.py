@@ -316,6 +316,19 @@ def _arrow_table(schema: TableSchema, frame: pd.DataFrame) -> Any:
     return pa.Table.from_arrays(arrays, names=schema.column_names)
 
 
+def _market_filter(schema: TableSchema, market_id: str | None, action: str) -> dict[str, Any]:
+    """``{market_column: market_id}`` (empty without a market); an error if the table has no
+    market column."""
+    if market_id is None:
+        return {}
+    if schema.market_column is None:
+        raise DataSchemaError(
+            f"table {schema.qualified_name} has no market column; cannot {action} market "
+            f"{market_id!r}"
+        )
+    return {schema.market_column: market_id}
+
+
 # --- backends ------------------------------------------------------------------------------------
 class _Session(abc.ABC):
     """One connection for one operation."""
@@ -842,14 +855,7 @@ class Warehouse:
             if not dates:
                 return 0
         where: dict[str, Any] = {schema.partition_column: list(dates)}
-        if market_id is not None:
-            if schema.market_column is None:
-                raise DataSchemaError(
-                    f"table {schema.qualified_name} has no market column; cannot write "
-                    f"partitions of market {market_id!r}"
-                )
-            where[schema.market_column] = market_id
-        where.update(extra or {})
+        where.update(_market_filter(schema, market_id, "write partitions of"), **(extra or {}))
         conds = _conditions(schema, where)
         _check_rows(schema, frame, conds)
         return self._write(schema, frame, conds=conds, mode="replace")
@@ -951,14 +957,7 @@ class Warehouse:
                 where[part] = wanted
         elif start is not None or end is not None:
             where[part] = between(start, end)
-        if market_id is not None:
-            if schema.market_column is None:
-                raise DataSchemaError(
-                    f"table {schema.qualified_name} has no market column; cannot read market "
-                    f"{market_id!r}"
-                )
-            where[schema.market_column] = market_id
-        where.update(extra or {})
+        where.update(_market_filter(schema, market_id, "read"), **(extra or {}))
         order = [part, *[k for k in schema.primary_key if k != part]]
         out = self.read(schema, where=where, columns=columns, order_by=order)
         if post_filter is not None and part in out.columns:

@@ -29,18 +29,23 @@ def downstream_probe(context, warehouse: WarehouseResource) -> None:
     require_quality_passed(warehouse.get(), "US_EQ", run_dates(context), ["prices_daily"])
 
 
-@pytest.fixture()
-def env(tmp_path):
-    root = tmp_path / "data"
-    shutil.copytree(FIXTURE, root)
+def file_resources(root: Path, tmp_path: Path) -> tuple[str, dict]:
+    """Resources reading ``root`` through the file source into a warehouse under tmp_path."""
     url = f"duckdb:///{tmp_path / 'wh.duckdb'}"
-    resources = {
+    return url, {
         "source": SourceResource(kind="files", files_root=str(root)),
         "warehouse": WarehouseResource(url=url),
         "io_manager": WarehouseIOManager(url=url),
         "mlflow": MlflowTracking(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}",
                                  artifact_root=str(tmp_path / "art")),
     }
+
+
+@pytest.fixture()
+def env(tmp_path):
+    root = tmp_path / "data"
+    shutil.copytree(FIXTURE, root)
+    url, resources = file_resources(root, tmp_path)
     assets = [a for a in ingestion_assets(["US_EQ"]) if a.key.path[0] == "US_EQ"]
     return root, Warehouse.from_url(url), resources, assets
 
@@ -164,14 +169,7 @@ def test_reingesting_a_partition_is_idempotent(env):
 
 def test_index_only_market_ingests(tmp_path):
     root = Path(__file__).parents[1] / "fixtures" / "file_source_index_only"
-    url = f"duckdb:///{tmp_path / 'wh.duckdb'}"
-    resources = {
-        "source": SourceResource(kind="files", files_root=str(root)),
-        "warehouse": WarehouseResource(url=url),
-        "io_manager": WarehouseIOManager(url=url),
-        "mlflow": MlflowTracking(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}",
-                                 artifact_root=str(tmp_path / "art")),
-    }
+    url, resources = file_resources(root, tmp_path)
     assets = [a for a in ingestion_assets(["US_EQ"])
               if a.key.path[0] == "US_EQ" or a.key.path[-1] == "macro_time_series"]
     reference(assets, resources)
