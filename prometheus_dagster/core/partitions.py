@@ -12,7 +12,12 @@ import datetime as dt
 import functools
 
 import pandas as pd
-from dagster import DailyPartitionsDefinition, PartitionMapping, TimeWindowPartitionMapping
+from dagster import (
+    DailyPartitionsDefinition,
+    PartitionMapping,
+    TimeWindowPartitionMapping,
+    TimeWindowPartitionsDefinition,
+)
 
 from prometheus_dagster.core.calendars import CALENDAR_END, GLOBAL, load_markets, trading_calendar
 
@@ -53,6 +58,21 @@ def global_partitions_def(start: dt.date | None = None) -> DailyPartitionsDefini
 
 def partitions_def_for(market_id: str) -> DailyPartitionsDefinition:
     return global_partitions_def() if market_id == GLOBAL else market_partitions_def(market_id)
+
+
+@functools.cache
+def yearly_refit_partitions_def(first_year: int) -> TimeWindowPartitionsDefinition:
+    """Model refits: partition ``Y-01-01`` is the model used for dates in year Y, trained on
+    data dated before 1 January Y. The current year's partition exists from its first day."""
+    return TimeWindowPartitionsDefinition(
+        cron_schedule="0 0 1 1 *", start=f"{first_year}-01-01", fmt=PARTITION_FMT,
+        timezone="UTC", end_offset=1)
+
+
+def model_for_date_mapping() -> PartitionMapping:
+    """Daily partition D -> the yearly refit partition of D's year (the model trained before
+    that year began)."""
+    return TimeWindowPartitionMapping()
 
 
 def same_day_mapping() -> PartitionMapping:

@@ -7,6 +7,7 @@ together define the unit a partitioned write replaces atomically.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -205,6 +206,14 @@ def get_schema(table: str) -> TableSchema:
         ) from None
 
 
+def _json_default(v: object) -> object:
+    if isinstance(v, (np.floating, np.integer)):
+        return v.item()
+    if isinstance(v, (pd.Timestamp, np.datetime64)):
+        return str(pd.Timestamp(v).date())
+    return str(v)
+
+
 def _first_bad(df: pd.DataFrame, mask: pd.Series) -> str:
     idx = mask[mask].index[0]
     pos = df.index.get_loc(idx)
@@ -219,6 +228,9 @@ def _coerce(schema: TableSchema, col: Column, s: pd.Series, source: str) -> pd.S
             out = s.astype(object).where(present, None)
             if col.dtype == "str":
                 out = out.map(lambda v: v if v is None or isinstance(v, str) else str(v))
+            else:  # json: mappings and lists are serialised, strings kept as given
+                out = out.map(lambda v: v if v is None or isinstance(v, str)
+                              else json.dumps(v, sort_keys=True, default=_json_default))
             return out
         if col.dtype == "date":
             out = pd.to_datetime(s, errors="coerce")

@@ -17,7 +17,7 @@ import json
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -270,19 +270,20 @@ class MlflowTracking(ConfigurableResource):
     def resolve_model_version(self, name: str, as_of_date: dt.date | str | pd.Timestamp) -> dict:
         """The newest version of ``name`` trained only on data strictly before ``as_of_date``
         (ties on the date: the highest version). Raises ModelNotFoundError if there is none."""
-        d = pd.Timestamp(_date_str(as_of_date))
+        return _resolve(name, self.model_versions(name), as_of_date)
+
+    def resolve_model_versions(self, name: str, dates: Sequence[dt.date | str | pd.Timestamp],
+                               ) -> dict[pd.Timestamp, dict | None]:
+        """``resolve_model_version`` for many dates with one registry query; None where no
+        version was trained strictly before the date."""
         versions = self.model_versions(name)
-        valid = versions[versions["trained_through"] < d]
-        if valid.empty:
-            have = ", ".join(
-                f"v{r.version} (trained through {r.trained_through.date()})"
-                for r in versions.itertuples()
-            ) or "none"
-            raise ModelNotFoundError(
-                f"model {name!r}: no version trained strictly before {d.date()}; "
-                f"registered versions: {have}"
-            )
-        return valid.iloc[-1].to_dict()
+        out: dict[pd.Timestamp, dict | None] = {}
+        for d in dates:
+            try:
+                out[pd.Timestamp(_date_str(d))] = _resolve(name, versions, d)
+            except ModelNotFoundError:
+                out[pd.Timestamp(_date_str(d))] = None
+        return out
 
     def download(self, source: str) -> Path:
         import mlflow.artifacts
@@ -292,6 +293,21 @@ class MlflowTracking(ConfigurableResource):
                 artifact_uri=source, tracking_uri=self.resolved_tracking_uri
             )
         )
+
+
+def _resolve(name: str, versions: pd.DataFrame, as_of_date: dt.date | str | pd.Timestamp) -> dict:
+    d = pd.Timestamp(_date_str(as_of_date))
+    valid = versions[versions["trained_through"] < d]
+    if valid.empty:
+        have = ", ".join(
+            f"v{r.version} (trained through {r.trained_through.date()})"
+            for r in versions.itertuples()
+        ) or "none"
+        raise ModelNotFoundError(
+            f"model {name!r}: no version trained strictly before {d.date()}; "
+            f"registered versions: {have}"
+        )
+    return valid.iloc[-1].to_dict()
 
 
 def dagster_lineage_tags(context: Any) -> dict[str, str]:

@@ -1,0 +1,67 @@
+"""Output tables of the encoders: text, numeric-window and joint embeddings (SPEC §2).
+
+Every vector is 384 float32 values, L2-normalised, stored as bytes (``vector`` columns) with
+the ``model_id`` that made it on the same row.
+"""
+
+from __future__ import annotations
+
+from prometheus_dagster.core.schemas import Column, TableSchema, register_table
+
+EMBEDDING_DIM = 384
+
+
+def _req(name: str, dtype: str, description: str = "") -> Column:
+    return Column(name, dtype, False, description)
+
+
+def _opt(name: str, dtype: str, description: str = "") -> Column:
+    return Column(name, dtype, True, description)
+
+
+TEXT_EMBEDDINGS = register_table(TableSchema("text_embeddings", (
+    _req("market_id", "str"), _req("date", "date", "session date of the text"),
+    _req("source_type", "str", "NEWS (articles) or MACRO (market wraps and macro texts)"),
+    _req("source_id", "str", "article_id"),
+    _req("model_id", "str", "text model, e.g. text-fin-general-v1"),
+    _req("text_hash", "str", "sha256 of model_id and the embedded text (the cache key)"),
+    _req("vector", "vector", "384 float32, unit norm"),
+    _req("config_id", "str"),
+), primary_key=("source_type", "source_id", "model_id"), partition_column="date",
+    market_column="market_id"))
+
+NUMERIC_WINDOW_EMBEDDINGS = register_table(TableSchema("numeric_window_embeddings", (
+    _req("market_id", "str"), _req("entity_type", "str", "INSTRUMENT, ISSUER, SECTOR or MARKET"),
+    _req("entity_id", "str"), _req("as_of_date", "date"),
+    _req("window_spec", "str", "e.g. 21s = the last 21 sessions up to as_of_date"),
+    _req("model_id", "str", "registered encoder and version, e.g. US_EQ.num-window-core-v1/2"),
+    _req("vector", "vector", "384 float32, unit norm"),
+    _req("config_id", "str"),
+), primary_key=("entity_type", "entity_id", "as_of_date", "window_spec", "model_id"),
+    partition_column="as_of_date", market_column="market_id"))
+
+JOINT_EMBEDDINGS = register_table(TableSchema("joint_embeddings", (
+    _req("market_id", "str"),
+    _req("joint_type", "str", "NUMERIC_WINDOW (an entity's window) or NEWS_TEXT (an article)"),
+    _req("entity_type", "str", "INSTRUMENT, ISSUER, SECTOR, MARKET or ARTICLE"),
+    _req("entity_id", "str"), _req("as_of_date", "date"),
+    _req("model_id", "str", "registered joint encoder and version"),
+    _req("vector", "vector", "384 float32, unit norm, in the shared text/numeric space"),
+    _req("config_id", "str"),
+), primary_key=("joint_type", "entity_type", "entity_id", "as_of_date", "model_id"),
+    partition_column="as_of_date", market_column="market_id"))
+
+EMBEDDING_TABLES = ("text_embeddings", "numeric_window_embeddings", "joint_embeddings")
+
+MODELS = register_table(TableSchema("models", (
+    _req("model_id", "str", "registered name / version"),
+    _req("model_name", "str", "MLflow Model Registry name"), _req("version", "int"),
+    _req("market_id", "str"), _req("model_type", "str"),
+    _req("valid_from", "date", "first date the model is meant for (its refit partition)"),
+    _req("trained_through", "date", "last date of its training data"),
+    _req("artifact_uri", "str"),
+    _opt("training_spec", "json", "what it was trained on, with which config"),
+    _opt("metrics", "json", "training and held-out metrics"),
+    _opt("mlflow_run_id", "str"), _opt("dagster_run_id", "str"), _req("config_id", "str"),
+), primary_key=("model_id",), partition_column="valid_from", market_column="market_id",
+    description="Trained models and the MLflow run and artifact behind each version"))

@@ -1,0 +1,229 @@
+"""Point-in-time training of the numeric window encoder and the joint text <-> numeric encoder.
+
+``train_encoder_bundle`` sees only what is dated on or before ``trained_through``:
+
+1. the numeric encoder learns, over time-adjacent windows of the same entity (a window and the
+   one ``positive_offset`` sessions later form a positive pair, other entities and dates in
+   the batch are negatives), to map a window summary to R^384;
+2. the joint encoder's projection heads learn, with symmetric InfoNCE, to match a news
+   article's sentence embedding with the numeric window of the instrument it is about (market
+   wraps with the market index), ending on the article's session;
+3. retrieval recall@k is measured on held-out pairs: the latest ``heldout_fraction`` of the
+   sessions, never seen in training.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from prometheus_dagster.core.errors import DataQualityError
+from prometheus_dagster.engines.encoders.bundle import EncoderBundle
+from prometheus_dagster.engines.encoders.config import EncodersConfig
+from prometheus_dagster.engines.encoders.contrastive import recall_at_k, train_pairs
+from prometheus_dagster.engines.encoders.models import JointEncoder, NumericWindowEncoder
+from prometheus_dagster.engines.encoders.summary import summarise_windows
+from prometheus_dagster.engines.features import FeaturePanel, FeaturesConfig, build_numeric_windows
+
+Progress = Callable[[str], None]
+
+
+def entity_count(panel: FeaturePanel, entity_type: str) -> int:
+    ids = panel.returns["instrument_id"].astype(str).unique()
+    if entity_type == "MARKET":
+        return panel.returns["market_id"].nunique()
+    if entity_type == "INSTRUMENT" or panel.instruments is None:
+        return len(ids)
+    ins = panel.instruments[panel.instruments["instrument_id"].astype(str).isin(ids)]
+    if entity_type == "ISSUER":
+        return ins["issuer_id"].nunique()
+    return 12  # sectors: a handful per market
+
+
+def window_summaries(panel: FeaturePanel, entity_type: str,
+                     dates: list[pd.Timestamp] | pd.DatetimeIndex,
+                     window: int, features_config: FeaturesConfig,
+                     entity_ids: list[str] | None = None) -> tuple[np.ndarray, pd.DataFrame]:
+    """Summaries of the windows of every entity of a type (or ``entity_ids``) at ``dates``."""
+    windows, index = build_numeric_windows(entity_type, list(dates), window, panel,
+                                           entity_ids=entity_ids, config=features_config)
+    return summarise_windows(windows, entity_type), index
+
+
+def numeric_training_set(panel: FeaturePanel, sessions: pd.DatetimeIndex,
+                         config: EncodersConfig, features_config: FeaturesConfig,
+                         ) -> tuple[np.ndarray, np.ndarray]:
+    """Positive pairs (summary at t, summary of the same entity at t + offset)."""
+    ncfg = config.numeric
+    off = ncfg.positive_offset
+    anchors_all = np.arange(ncfg.window - 1, len(sessions) - off)
+    per_type = max(ncfg.training.max_samples // len(ncfg.entity_types), 1)
+    xa, xb = [], []
+    for et in ncfg.entity_types:
+        n_ent = max(entity_count(panel, et), 1)
+        stride = max(1, math.ceil(n_ent * len(anchors_all) / per_type))
+        anchors = anchors_all[::stride]
+        if not len(anchors):
+            continue
+        dates = sessions[np.union1d(anchors, anchors + off)]
+        summaries, index = window_summaries(panel, et, dates, ncfg.window, features_config)
+        if not len(index):
+            continue
+        pos = pd.Series(np.arange(len(index)),
+                        index=pd.MultiIndex.from_arrays([index["entity_id"].to_numpy(),
+                                                         pd.DatetimeIndex(index["as_of_date"])]))
+        partner_of = dict(zip(sessions[anchors], sessions[anchors + off], strict=True))
+        a_rows = index[pd.DatetimeIndex(index["as_of_date"]).isin(sessions[anchors])]
+        keys = pd.MultiIndex.from_arrays([
+            a_rows["entity_id"].to_numpy(),
+            pd.DatetimeIndex([partner_of[pd.Timestamp(d)] for d in a_rows["as_of_date"]])])
+        b = pos.reindex(keys).to_numpy()
+        ok = ~np.isnan(b)
+        xa.append(summaries[a_rows.index.to_numpy()[ok]])
+        xb.append(summaries[b[ok].astype(int)])
+    if not xa:
+        return np.zeros((0, 0), np.float32), np.zeros((0, 0), np.float32)
+    return np.concatenate(xa), np.concatenate(xb)
+
+
+@dataclass
+class JointPairs:
+    text: np.ndarray          # float32 [n, 384] sentence embeddings
+    numeric: np.ndarray       # float32 [n, SUMMARY_DIM] window summaries
+    groups: np.ndarray        # int [n]: pairs with the same (instrument, date) window
+    dates: pd.DatetimeIndex
+
+
+def joint_pairs(panel: FeaturePanel, texts: pd.DataFrame, links: pd.DataFrame,
+                window: int, features_config: FeaturesConfig) -> JointPairs:
+    """Article <-> window pairs. ``texts``: article_id, date, vector (np.ndarray); ``links``:
+    article_id, instrument_id. An article about several instruments pairs with the first one
+    (sorted) that has a window on the article's session."""
+    known = set(panel.returns["instrument_id"].astype(str))
+    lk = links.dropna(subset=["instrument_id"])
+    lk = lk[lk["instrument_id"].astype(str).isin(known)]
+    lk = lk.sort_values(["article_id", "instrument_id"]).drop_duplicates("article_id")
+    art = texts.merge(lk[["article_id", "instrument_id"]], on="article_id", how="inner")
+    art = art.assign(date=pd.to_datetime(art["date"]).dt.normalize())
+    if art.empty:
+        return JointPairs(np.zeros((0, 384), np.float32), np.zeros((0, 0), np.float32),
+                          np.zeros(0, int), pd.DatetimeIndex([]))
+    instruments = sorted(art["instrument_id"].astype(str).unique())
+    summaries, index = window_summaries(panel, "INSTRUMENT", sorted(art["date"].unique()),
+                                        window, features_config, entity_ids=instruments)
+    pos = pd.Series(np.arange(len(index)), index=pd.MultiIndex.from_arrays(
+        [index["entity_id"].to_numpy(), pd.DatetimeIndex(index["as_of_date"])]))
+    row = pos.reindex(pd.MultiIndex.from_arrays(
+        [art["instrument_id"].astype(str).to_numpy(), pd.DatetimeIndex(art["date"])])).to_numpy()
+    ok = ~np.isnan(row)
+    art, row = art[ok], row[ok].astype(int)
+    return JointPairs(text=np.stack(art["vector"].to_numpy()).astype(np.float32)
+                      if len(art) else np.zeros((0, 384), np.float32),
+                      numeric=summaries[row], groups=row, dates=pd.DatetimeIndex(art["date"]))
+
+
+def train_encoder_bundle(panel: FeaturePanel, sessions: pd.DatetimeIndex, texts: pd.DataFrame,
+                         links: pd.DataFrame, trained_through: pd.Timestamp,
+                         config: EncodersConfig, features_config: FeaturesConfig,
+                         log: Progress | None = None) -> tuple[EncoderBundle, dict[str, Any]]:
+    """Train both encoders on data dated <= ``trained_through``; returns the bundle and the
+    training metrics (losses, pair counts, held-out recall@k and its random baseline)."""
+    say = log or (lambda _msg: None)
+    cut = pd.Timestamp(trained_through).normalize()
+    sessions = pd.DatetimeIndex(sessions)[pd.DatetimeIndex(sessions) <= cut]
+    panel = panel.truncated(cut)
+    texts = texts[pd.to_datetime(texts["date"]).dt.normalize() <= cut]
+    ncfg, jcfg = config.numeric, config.joint
+    if len(sessions) < config.refit.min_history_sessions:
+        raise DataQualityError(
+            f"encoder training through {cut.date()}: {len(sessions)} sessions of features, "
+            f"needs refit.min_history_sessions = {config.refit.min_history_sessions}")
+
+    xa, xb = numeric_training_set(panel, sessions, config, features_config)
+    if len(xa) < ncfg.training.batch_size // 4:
+        raise DataQualityError(f"encoder training through {cut.date()}: only {len(xa)} "
+                               "time-adjacent window pairs for the numeric encoder")
+    say(f"numeric encoder: {len(xa)} time-adjacent window pairs")
+    numeric = NumericWindowEncoder(hidden=ncfg.hidden)
+    num_report = train_pairs(numeric, numeric, numeric, xa, xb, ncfg.training,
+                             augment_noise=ncfg.noise,
+                             progress=lambda e, loss: say(f"numeric epoch {e}: loss {loss:.4f}"))
+
+    pairs = joint_pairs(panel, texts, links, ncfg.window, features_config)
+    heldout_start = sessions[min(int(len(sessions) * (1 - jcfg.heldout_fraction)),
+                                 len(sessions) - 1)]
+    train = pairs.dates < heldout_start
+    if int(train.sum()) < jcfg.min_pairs:
+        raise DataQualityError(
+            f"joint encoder training through {cut.date()}: {int(train.sum())} article <-> "
+            f"window pairs before the held-out span, needs joint.min_pairs = {jcfg.min_pairs} "
+            "(the market needs news linked to instruments)")
+    say(f"joint encoder: {int(train.sum())} training pairs, {int((~train).sum())} held out")
+    joint = JointEncoder(numeric, hidden=jcfg.hidden, dropout=jcfg.dropout)
+    joint_report = train_pairs(joint, joint.embed_text, joint.embed_numeric, pairs.text[train],
+                               pairs.numeric[train], jcfg.training, groups=pairs.groups[train],
+                               progress=lambda e, loss: say(f"joint epoch {e}: loss {loss:.4f}"))
+    bundle = EncoderBundle(numeric=numeric, joint=joint)
+    held = ~train
+    recall = recall_at_k(embed_text(bundle, pairs.text[held]),
+                         embed_joint_numeric(bundle, pairs.numeric[held]), jcfg.recall_k,
+                         jcfg.pool_size, pairs.groups[held], seed=jcfg.training.seed)
+    k = jcfg.recall_k
+    metrics = {
+        "numeric_pairs": len(xa), "numeric_final_loss": num_report.final_loss,
+        "joint_train_pairs": int(train.sum()), "joint_heldout_pairs": int(held.sum()),
+        "joint_final_loss": joint_report.final_loss,
+        f"heldout_recall_at_{k}": recall["recall"],
+        f"heldout_recall_at_{k}_text_to_numeric": recall.get("recall_text_to_numeric", np.nan),
+        f"heldout_recall_at_{k}_numeric_to_text": recall.get("recall_numeric_to_text", np.nan),
+        f"random_recall_at_{k}": recall["random"],
+        f"recall_at_{k}_vs_random": recall["recall"] / recall["random"],
+        "heldout_queries": recall["queries"],
+    }
+    bundle.meta = {
+        "numeric_model_id": ncfg.model_id, "joint_model_id": jcfg.model_id,
+        "numeric_hidden": ncfg.hidden, "joint_hidden": jcfg.hidden, "window": ncfg.window,
+        "trained_through": str(cut.date()), "heldout_start": str(heldout_start.date()),
+        "first_session": str(sessions[0].date()), "metrics": metrics,
+        "numeric_loss_per_epoch": num_report.loss_per_epoch,
+        "joint_loss_per_epoch": joint_report.loss_per_epoch,
+    }
+    return bundle, metrics
+
+
+def _embed64(fn, x: np.ndarray, module) -> np.ndarray:
+    """Inference in float64, rounded to float32: a vector does not depend on which other rows
+    share its batch (float32 matmuls differ in the last bits with the batch shape)."""
+    module.double()
+    try:
+        out = []
+        import torch
+
+        with torch.no_grad():
+            for start in range(0, len(x), 4096):
+                out.append(fn(torch.as_tensor(x[start:start + 4096], dtype=torch.float64))
+                           .numpy().astype(np.float32))
+    finally:
+        module.float()
+    return np.concatenate(out) if out else np.zeros((0, 384), np.float32)
+
+
+def embed_numeric(bundle: EncoderBundle, summaries: np.ndarray) -> np.ndarray:
+    """Numeric-encoder vectors of window summaries."""
+    return _embed64(bundle.numeric, summaries, bundle.numeric)
+
+
+def embed_joint_numeric(bundle: EncoderBundle, summaries: np.ndarray) -> np.ndarray:
+    """Joint-space vectors of window summaries."""
+    return _embed64(bundle.joint.embed_numeric, summaries, bundle.joint)
+
+
+def embed_text(bundle: EncoderBundle, text_vectors: np.ndarray) -> np.ndarray:
+    """Joint-space vectors of sentence embeddings."""
+    return _embed64(bundle.joint.embed_text, text_vectors, bundle.joint)
+

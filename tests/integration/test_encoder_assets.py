@@ -1,0 +1,158 @@
+"""Encoders and profiles through Dagster on a small embedded market: text embeddings (cached,
+unit norm), yearly training registered in MLflow with its last data date, window and joint
+embeddings and profiles with the version trained before each date; look-ahead invariance and
+single-run backfills equal to per-partition runs."""
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from dagster import AssetKey, materialize
+
+from prometheus_dagster.assets.embeddings import encoder_assets
+from prometheus_dagster.assets.features import features_assets
+from prometheus_dagster.assets.ingestion import MARKET_TABLES, ingestion_assets
+from prometheus_dagster.assets.profiles import profile_assets
+from prometheus_dagster.core.schemas import vector_to_array
+from prometheus_dagster.engines.features import FEATURE_TABLES
+from prometheus_dagster.resources import build_resources
+from prometheus_dagster.resources.sources import SourceResource
+from prometheus_dagster.resources.warehouse import Warehouse
+
+M = "US_EQ"
+HISTORY = ("2022-01-03", "2023-02-10")
+DAYS = ["2023-02-06", "2023-02-07", "2023-02-08", "2023-02-09", "2023-02-10"]
+LATER = ("2023-02-13", "2023-03-10")
+MODEL_YEAR = "2023-01-01"
+INGEST = [AssetKey([M, t]) for t in MARKET_TABLES]
+FEATURES = [AssetKey([M, t]) for t in FEATURE_TABLES]
+TEXT = AssetKey([M, "text_embeddings"])
+MODELS = AssetKey([M, "encoder_models"])
+WINDOWS = [AssetKey([M, "numeric_window_embeddings"]), AssetKey([M, "joint_embeddings"])]
+PROFILES = AssetKey([M, "profiles"])
+DAILY_OUTPUTS = {"text_embeddings": "date", "numeric_window_embeddings": "as_of_date",
+                 "joint_embeddings": "as_of_date", "profiles": "as_of_date"}
+
+
+def span(a: str, b: str) -> dict:
+    return {"dagster/asset_partition_range_start": a, "dagster/asset_partition_range_end": b}
+
+
+def make_env(tmp: Path):
+    cfg = tmp / "market.yaml"
+    cfg.write_text(yaml.safe_dump({
+        "engine": "synthetic_market", "version": "test", "seed": 5,
+        "start_date": "2021-10-01", "end_date": "2023-06-30",
+        "markets": {"US_EQ": {"n_instruments": 30}, "EU_EQ": {"n_instruments": 6}}}))
+    url = f"duckdb:///{tmp / 'wh.duckdb'}"
+    resources = build_resources(warehouse_url=url, mlflow_uri=f"sqlite:///{tmp / 'mlflow.db'}")
+    resources["source"] = SourceResource(kind="embedded", synthetic_config=str(cfg))
+    assets = [*ingestion_assets([M]), *features_assets([M]), *encoder_assets([M], [M]),
+              *profile_assets([M])]
+    return Warehouse.from_url(url), resources, assets
+
+
+def run(assets, resources, selection, **kw):
+    result = materialize(assets, resources=resources, selection=selection, **kw)
+    assert result.success
+    return result
+
+
+def rows(wh: Warehouse, table: str, days: list[str]) -> pd.DataFrame:
+    frame = wh.read_partitions(table, market_id=M, dates=days)
+    return frame.sort_values(list(frame.columns)[:5]).reset_index(drop=True)
+
+
+@pytest.fixture(scope="module")
+def market(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("encoders")
+    wh, resources, assets = make_env(tmp)
+    run(assets, resources, [AssetKey([M, "instruments"]), AssetKey([M, "issuers"])])
+    run(assets, resources, INGEST, tags=span(*HISTORY))
+    run(assets, resources, FEATURES, tags=span(*HISTORY))
+    text_run = run(assets, resources, [TEXT], tags=span(*HISTORY))
+    run(assets, resources, [MODELS], partition_key=MODEL_YEAR)
+    run(assets, resources, [*WINDOWS, PROFILES], tags=span(DAYS[0], DAYS[-1]))
+    first = {t: rows(wh, t, DAYS) for t in DAILY_OUTPUTS}
+    return wh, resources, assets, first, text_run
+
+
+def _metadata(result, key: AssetKey) -> dict:
+    for event in result.get_asset_materialization_events():
+        m = event.materialization
+        if m.asset_key == key:
+            return {k: getattr(v, "value", v) for k, v in m.metadata.items()}
+    raise AssertionError(f"no materialization of {key}")
+
+
+def test_text_embeddings_are_unit_vectors_with_model_id(market):
+    wh, _, _, first, text_run = market
+    text = first["text_embeddings"]
+    assert len(text) > 0
+    vecs = np.stack([vector_to_array(b) for b in text["vector"]])
+    assert vecs.shape[1] == 384 and vecs.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(vecs, axis=1), 1.0, atol=1e-5)
+    assert set(text["model_id"]) == {"text-fin-general-v1"}
+    assert set(text["source_type"]) == {"NEWS", "MACRO"}
+    meta = _metadata(text_run, TEXT)
+    assert meta["computed"] > 0
+
+
+def test_rematerializing_text_embeddings_reuses_the_cache(market):
+    wh, resources, assets, first, _ = market
+    again = run(assets, resources, [TEXT], tags=span(DAYS[0], DAYS[-1]))
+    meta = _metadata(again, TEXT)
+    assert meta["texts"] > 0 and meta["computed"] == 0
+    pd.testing.assert_frame_equal(first["text_embeddings"], rows(wh, "text_embeddings", DAYS))
+
+
+def test_training_registers_versions_trained_before_the_year(market):
+    wh, resources, _, _, _ = market
+    models = wh.read("models")
+    assert sorted(models["model_type"]) == ["joint_encoder", "numeric_window_encoder"]
+    assert set(pd.to_datetime(models["trained_through"])) == {pd.Timestamp("2022-12-30")}
+    tracking = resources["mlflow"]
+    version = tracking.resolve_model_version(f"{M}.joint-news-window-v1", "2023-01-03")
+    assert version["trained_through"] == pd.Timestamp("2022-12-30")
+    run = tracking.client().get_run(version["run_id"])
+    ratio = run.data.metrics["recall_at_10_vs_random"]
+    assert run.data.metrics["heldout_queries"] >= 50
+    assert ratio > 1.5, f"held-out recall@10 only {ratio:.2f}x random"
+
+
+def test_window_embeddings_and_profiles_carry_the_model_version(market):
+    _, _, _, first, _ = market
+    num, joint = first["numeric_window_embeddings"], first["joint_embeddings"]
+    assert set(num["entity_type"]) == {"INSTRUMENT", "ISSUER", "SECTOR", "MARKET"}
+    assert set(num["model_id"]) == {f"{M}.num-window-core-v1/1"}
+    assert set(joint["joint_type"]) == {"NUMERIC_WINDOW", "NEWS_TEXT"}
+    assert set(joint["model_id"]) == {f"{M}.joint-news-window-v1/1"}
+    for frame in (num, joint):
+        vecs = np.stack([vector_to_array(b) for b in frame["vector"]])
+        np.testing.assert_allclose(np.linalg.norm(vecs, axis=1), 1.0, atol=1e-5)
+    prof = first["profiles"]
+    assert prof["issuer_id"].nunique() == 30
+    flags = prof[["leverage_score", "earnings_quality_score", "liquidity_risk"]].to_numpy()
+    assert np.nanmin(flags) >= 0 and np.nanmax(flags) <= 1
+    assert prof["profile_embedding"].notna().mean() > 0.9
+    assert set(prof["model_id"].dropna()) == {f"{M}.joint-news-window-v1/1"}
+
+
+def test_single_run_backfill_equals_per_partition_runs(market):
+    wh, resources, assets, first, _ = market
+    for day in DAYS:
+        run(assets, resources, [TEXT, *WINDOWS, PROFILES], partition_key=day)
+    for table in DAILY_OUTPUTS:
+        pd.testing.assert_frame_equal(first[table], rows(wh, table, DAYS), obj=table)
+
+
+def test_encoder_outputs_do_not_look_ahead(market):
+    wh, resources, assets, first, _ = market
+    run(assets, resources, INGEST, tags=span(*LATER))
+    run(assets, resources, FEATURES, tags=span(*LATER))
+    run(assets, resources, [TEXT], tags=span(*LATER))
+    run(assets, resources, [TEXT, *WINDOWS, PROFILES], tags=span(DAYS[0], DAYS[-1]))
+    for table in DAILY_OUTPUTS:
+        pd.testing.assert_frame_equal(first[table], rows(wh, table, DAYS), obj=table)
