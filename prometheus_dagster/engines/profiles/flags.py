@@ -33,7 +33,7 @@ def leverage_score(total_debt, ebitda, equity, total_liabilities, total_assets,
     (leverage is unbounded), with no debt 0."""
     debt, e, eq = (np.asarray(v, dtype=float) for v in (total_debt, ebitda, equity))
     liab, assets = np.asarray(total_liabilities, float), np.asarray(total_assets, float)
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         d_ebitda = np.where(e > 0, ramp(debt / (4.0 * e), config.debt_to_ebitda),
                             np.where(debt > 0, 1.0, np.where(debt <= 0, 0.0, np.nan)))
         d_equity = np.where(eq > 0, ramp(debt / eq, config.debt_to_equity),
@@ -51,7 +51,7 @@ def earnings_quality_score(net_income, operating_cash_flow, total_assets, revenu
     margin); NaN when the statement lacks net income or cash flow."""
     ni, ocf = np.asarray(net_income, float), np.asarray(operating_cash_flow, float)
     assets, rev = np.asarray(total_assets, float), np.asarray(revenue, float)
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         accruals = np.where(assets > 0, (ni - ocf) / assets, np.nan)
         loss_margin = np.where(rev > 0, -ni / rev, np.where(ni < 0, np.inf, 0.0))
     acc = ramp(accruals, config.accruals_ratio)
@@ -67,7 +67,7 @@ def liquidity_risk(cash, short_term_debt, ebitda, interest_expense,
     short-term debt or no interest expense is no risk on that component."""
     cash, std = np.asarray(cash, float), np.asarray(short_term_debt, float)
     e, interest = np.asarray(ebitda, float), np.asarray(interest_expense, float)
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         cash_part = np.where(std > 0, 1.0 - ramp(cash / std, config.cash_to_st_debt),
                              np.where(std <= 0, 0.0, np.nan))
         cover_part = np.where(interest > 0, 1.0 - ramp(e / interest, config.interest_coverage),
