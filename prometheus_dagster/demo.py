@@ -1,11 +1,14 @@
 """``make demo``: run the main job on the embedded market and say where to look.
 
-Two stages:
-1. **History**: the ingestion tables for the ~20 months before the demo window (the warm-up the
-   engines' windows need), as one single-run backfill per market on an in-memory Dagster
-   instance. Dagster records one event per partition and asset; on the SQLite instance that is
-   ~20 ms each, so bulk history goes through an ephemeral instance and only its data persists.
-2. **Daily chain**: reference data, then each market's daily job over the demo window (the last
+Three stages:
+1. **History**: ingestion, features and text embeddings for the ~20 months before the demo
+   window (the warm-up the engines' windows need and the encoders' training data), as one
+   single-run backfill per market on an in-memory Dagster instance. Dagster records one event
+   per partition and asset; on the SQLite instance that is ~20 ms each, so bulk history goes
+   through an ephemeral instance and only its data persists.
+2. **Model training**: each market's encoders for the demo year (trained on the history before
+   1 January of that year, registered in MLflow).
+3. **Daily chain**: reference data, then each market's daily job over the demo window (the last
    quarter of the embedded market) as one single-run backfill, in follow-the-sun order, then
    GLOBAL, on the Dagster instance under $DAGSTER_HOME, so every run shows in the UI.
 It prints per-stage timings and a summary.
@@ -22,6 +25,7 @@ from prometheus_dagster.core.calendars import GLOBAL, trading_calendar
 from prometheus_dagster.core.ingestion_config import ingestion_config
 from prometheus_dagster.core.paths import mlflow_tracking_uri, prometheus_home, warehouse_path
 
+TRAINING_SUFFIX = "_model_training"
 RANGE_START = "dagster/asset_partition_range_start"
 RANGE_END = "dagster/asset_partition_range_end"
 # The console shows the demo's own progress lines; Dagster's per-event debug lines stay in the
@@ -64,9 +68,11 @@ def error_chain(error) -> str:
 
 
 def _load_history(defs, start: pd.Timestamp, end: pd.Timestamp) -> bool:
-    """Ingest every data market's tables for [start, end] on an ephemeral instance."""
+    """Ingestion, features and text embeddings of every data market for [start, end] on an
+    ephemeral instance."""
     from dagster import DagsterInstance
 
+    from prometheus_dagster.assets.features import GROUP as FEATURES
     from prometheus_dagster.assets.ingestion import GROUP as INGESTION
     from prometheus_dagster.jobs.daily import REFERENCE_JOB, daily_job_name
 
@@ -77,16 +83,37 @@ def _load_history(defs, start: pd.Timestamp, end: pd.Timestamp) -> bool:
     for market in [*ingestion_config().markets, GLOBAL]:
         job = defs.resolve_job_def(daily_job_name(market))
         keys = [k for k in job.asset_layer.executable_asset_keys
-                if graph.get(k).group_name == INGESTION]
+                if graph.get(k).group_name in (INGESTION, FEATURES)
+                or k.path[-1] == "text_embeddings"]
         tags = _range_tags(market, start, end)
         if not keys or tags is None:
             continue
         print(f"==> history {market}: {tags[RANGE_START]}...{tags[RANGE_END]} "
-              f"({len(keys)} tables)", flush=True)
+              f"({len(keys)} assets)", flush=True)
         result = job.execute_in_process(instance=ephemeral, asset_selection=keys, tags=tags,
                                         raise_on_error=False, run_config=QUIET)
         ok = ok and result.success
     return ok
+
+
+def _print_encoders(wh) -> None:
+    import json
+
+    models = wh.read("models", where={"model_type": "joint_encoder"})
+    if len(models):
+        print("\n==> Joint encoders (held-out retrieval, MLflow Model Registry)")
+    for row in models.itertuples():
+        m = json.loads(row.metrics) if isinstance(row.metrics, str) else (row.metrics or {})
+        print(f"    {row.model_id:<32} trained through {pd.Timestamp(row.trained_through).date()}"
+              f"  recall@10 {m.get('heldout_recall_at_10', float('nan')):.3f}"
+              f" = {m.get('recall_at_10_vs_random', float('nan')):.1f}x random")
+
+
+def _print_failures(result) -> None:
+    for event in result.all_events:
+        if event.event_type_value == "STEP_FAILURE":
+            error = event.event_specific_data.error
+            print(f"    {event.step_key}: {error_chain(error)[:600]}")
 
 
 def run_demo(quick: bool = False) -> int:
@@ -109,7 +136,18 @@ def run_demo(quick: bool = False) -> int:
         ok = _load_history(defs, history, start - pd.Timedelta(days=1))
         stages.append(("history", time.perf_counter() - t, "ok" if ok else "FAILED"))
         print(f"    history {'ok' if ok else 'FAILED'} in {stages[-1][1]:.1f}s", flush=True)
-    jobs = [j.name for j in defs.jobs]  # reference data first, then follow the sun
+    training = [j.name for j in defs.jobs if j.name.endswith(TRAINING_SUFFIX)]
+    for name in training:
+        key = f"{start.year}-01-01"
+        print(f"==> {name} {key} (encoders trained on data before {start.year})", flush=True)
+        t = time.perf_counter()
+        result = defs.resolve_job_def(name).execute_in_process(
+            instance=instance, partition_key=key, raise_on_error=False, run_config=QUIET)
+        stages.append((name, time.perf_counter() - t, "ok" if result.success else "FAILED"))
+        print(f"    {stages[-1][2]} in {stages[-1][1]:.1f}s (run {result.run_id[:8]})",
+              flush=True)
+        _print_failures(result)
+    jobs = [j.name for j in defs.jobs if j.name not in training]
     order = [REFERENCE_JOB] + [j for j in jobs if j != REFERENCE_JOB]
     for i, name in enumerate(order, 1):
         market = name.removesuffix("_daily")
@@ -126,18 +164,18 @@ def run_demo(quick: bool = False) -> int:
         status = "ok" if result.success else "FAILED"
         stages.append((name, took, status))
         print(f"    {status} in {took:.1f}s (run {result.run_id[:8]})", flush=True)
-        if not result.success:
-            for event in result.all_events:
-                if event.event_type_value == "STEP_FAILURE":
-                    error = event.event_specific_data.error
-                    print(f"    {event.step_key}: {error_chain(error)[:600]}")
+        _print_failures(result)
     wh = Warehouse.default()
     print("\n==> Rows in the warehouse")
     for table in ("prices_daily", "corporate_actions", "fundamentals", "news_articles",
-                  "macro_time_series", "ingestion_runs", "truth.regime_path"):
+                  "macro_time_series", "ingestion_runs", "returns_daily", "text_embeddings",
+                  "numeric_window_embeddings", "joint_embeddings", "profiles", "models",
+                  "truth.regime_path"):
         if wh.table_exists(table):
             n = wh.query(f"select count(*) as n from {table}")["n"].iloc[0]
             print(f"    {table:<24} {n:>10,}")
+    if wh.table_exists("models"):
+        _print_encoders(wh)
     total = time.perf_counter() - t0
     print(f"\n==> Done in {total:.1f}s " + ", ".join(f"{n} {t:.1f}s" for n, t, _ in stages))
     print(f"""

@@ -24,7 +24,6 @@ from dagster import (
 from prometheus_dagster.assets.common import register_config, require_quality_passed, run_dates
 from prometheus_dagster.core.calendars import trading_calendar
 from prometheus_dagster.core.config import load_engine_config
-from prometheus_dagster.core.errors import ModelNotFoundError
 from prometheus_dagster.core.partitions import (
     market_partitions_def,
     model_for_date_mapping,
@@ -225,7 +224,7 @@ def _train_one(context, wh: Warehouse, mlflow: MlflowTracking, market_id: str,
     started = time.perf_counter()
     bundle, metrics = train_encoder_bundle(panel, sessions, texts, links, cut, cfg, fcfg,
                                            log=context.log.info)
-    metrics["training_seconds"] = time.perf_counter() - started
+    metrics = {**metrics, "training_seconds": time.perf_counter() - started}
     bundle.meta.update({"market_id": market_id, "valid_from": str(year_start.date()),
                         "config_id": config_id})
     names = [registered_name(market_id, cfg.numeric.model_id),
@@ -341,10 +340,17 @@ def window_embedding_asset(market_id: str, first_year: int) -> AssetsDefinition:
         require_quality_passed(wh, market_id, dates, ["prices_daily", "news_articles"])
         cfg, _, fcfg = encoders_config()
         config_id = register_config(wh, load_engine_config("encoders"))
-        frames = embed_windows(wh, mlflow, market_id, dates, cfg, fcfg, config_id,
-                               log=context.log.info)
+        frames, missing = embed_windows(wh, mlflow, market_id, dates, cfg, fcfg, config_id,
+                                        log=context.log.info)
+        if missing:
+            context.log.warning(
+                f"{market_id}: no encoder trained strictly before {missing[0].date()} "
+                f"({len(missing)} of {len(dates)} date(s) left without window embeddings); "
+                f"materialize {market_id}/encoder_models for {missing[0].year} "
+                f"(job {market_id}_model_training) and re-run these dates")
         with mlflow.asset_run(context, GROUP, market_id=market_id, config_id=config_id) as run:
-            run.log_metrics({f"rows_{t}": len(f) for t, f in frames.items()})
+            run.log_metrics({**{f"rows_{t}": len(f) for t, f in frames.items()},
+                             "dates_without_model": len(missing)})
             lineage = run.metadata()
         models = sorted(set(frames["numeric_window_embeddings"]["model_id"])
                         | set(frames["joint_embeddings"]["model_id"]))
@@ -352,30 +358,32 @@ def window_embedding_asset(market_id: str, first_year: int) -> AssetsDefinition:
             if f"{market_id}__{t}" in context.selected_output_names:
                 yield Output(frames[t], output_name=f"{market_id}__{t}",
                              metadata={**lineage, "rows": len(frames[t]),
-                                       "models": ", ".join(models), "config_id": config_id})
+                                       "models": ", ".join(models) or "none",
+                                       "dates_without_model": len(missing),
+                                       "config_id": config_id})
 
     return _window_embeddings
 
 
 def embed_windows(wh: Warehouse, mlflow: MlflowTracking, market_id: str,
                   dates: list[pd.Timestamp], cfg: EncodersConfig, fcfg: FeaturesConfig,
-                  config_id: str, log=None) -> dict[str, pd.DataFrame]:
-    """numeric_window_embeddings and joint_embeddings frames for ``dates``. Raises
-    ModelNotFoundError naming the dates when no encoder was trained before them."""
+                  config_id: str, log=None,
+                  ) -> tuple[dict[str, pd.DataFrame], list[pd.Timestamp]]:
+    """numeric_window_embeddings and joint_embeddings frames for ``dates``, and the dates left
+    out because no encoder was trained strictly before them."""
     ncfg = cfg.numeric
     num_v = versions_by_date(mlflow, market_id, ncfg.model_id, dates)
     joint_v = versions_by_date(mlflow, market_id, cfg.joint.model_id, dates)
     missing = [d for d in dates if num_v[d] is None or joint_v[d] is None]
-    if missing:
-        raise ModelNotFoundError(
-            f"{market_id}: no encoder trained strictly before {missing[0].date()}"
-            + (f" (and {len(missing) - 1} more dates)" if len(missing) > 1 else "")
-            + f"; materialize {market_id}/encoder_models for year {missing[0].year} first")
+    dates = [d for d in dates if d not in set(missing)]
+    frames = {"numeric_window_embeddings": [], "joint_embeddings": []}
+    if not dates:
+        return _frames(frames), missing
     start = trading_calendar(market_id).previous_trading_day(dates[0], ncfg.window + 5)
     panel = load_feature_panel(wh, market_id, start, dates[-1])
     texts = read_text_vectors(wh, market_id, dates[0], dates[-1], cfg.text.model_id)
     cache = BundleCache(mlflow)
-    numeric_rows, joint_rows = [], []
+    numeric_rows, joint_rows = frames["numeric_window_embeddings"], frames["joint_embeddings"]
     groups: dict[tuple[int, int], list[pd.Timestamp]] = {}
     for d in dates:
         groups.setdefault((num_v[d]["version"], joint_v[d]["version"]), []).append(d)
@@ -404,15 +412,13 @@ def embed_windows(wh: Warehouse, mlflow: MlflowTracking, market_id: str,
                 joint_type="NEWS_TEXT", model_id=joint_id, config_id=config_id))
         if log:
             log(f"{market_id}: {len(group_dates)} date(s) with {num_id} and {joint_id}")
-    empty_num = pd.DataFrame(columns=["market_id", "entity_type", "entity_id", "as_of_date",
-                                      "window_spec", "model_id", "config_id", "vector"])
-    empty_joint = empty_num.drop(columns=["window_spec"]).assign(joint_type=pd.Series(dtype=str))
-    return {
-        "numeric_window_embeddings": (pd.concat(numeric_rows, ignore_index=True)
-                                      if numeric_rows else empty_num),
-        "joint_embeddings": (pd.concat(joint_rows, ignore_index=True)
-                             if joint_rows else empty_joint),
-    }
+    return _frames(frames), missing
+
+
+def _frames(parts: dict[str, list[pd.DataFrame]]) -> dict[str, pd.DataFrame]:
+    from prometheus_dagster.core.schemas import empty_frame
+
+    return {t: pd.concat(p, ignore_index=True) if p else empty_frame(t) for t, p in parts.items()}
 
 
 def encoder_assets(market_ids: list[str], text_markets: list[str]) -> list[AssetsDefinition]:

@@ -95,6 +95,7 @@ def compute_profiles(wh: Warehouse, mlflow: MlflowTracking, market_id: str,
                                                              ecfg.numeric.window + 5)
     panel = load_feature_panel(wh, market_id, start, modelled[-1])
     recent = recent_news(news, issuer_ids, modelled, config.news_lookback_days)
+    traded = _issuers_with_prices(panel, issuer_ids)
     text_vec = dict(zip(texts["article_id"], texts["vector"], strict=True))
     cache = BundleCache(mlflow)
     by_version: dict[int, list[pd.Timestamp]] = {}
@@ -108,7 +109,7 @@ def compute_profiles(wh: Warehouse, mlflow: MlflowTracking, market_id: str,
         bundle = cache.get(versions[vdates[0]])
         mid = model_row_id(registered_name(market_id, ecfg.joint.model_id), version)
         summaries, index = window_summaries(panel, "ISSUER", vdates, ecfg.numeric.window, fcfg,
-                                            entity_ids=issuer_ids)
+                                            entity_ids=traded)
         numeric = embed_joint_numeric(bundle, summaries)
         num_of = {(e, pd.Timestamp(d)): numeric[k] for k, (e, d) in
                   enumerate(zip(index["entity_id"], index["as_of_date"], strict=True))}
@@ -129,6 +130,14 @@ def compute_profiles(wh: Warehouse, mlflow: MlflowTracking, market_id: str,
     out["profile_embedding"] = embeddings
     out["model_id"] = model_ids
     return out
+
+
+def _issuers_with_prices(panel, issuer_ids: list[str]) -> list[str]:
+    """Issuers with at least one instrument priced in the panel (delisted ones have none)."""
+    ins = panel.instruments
+    priced = set(panel.returns["instrument_id"].astype(str))
+    have = set(ins.loc[ins["instrument_id"].astype(str).isin(priced), "issuer_id"].astype(str))
+    return [i for i in issuer_ids if i in have]
 
 
 def _append(notes: pd.Series, text: str) -> pd.Series:

@@ -47,16 +47,39 @@ def daily_job(market_id: str, assets: Sequence[AssetsDefinition]) -> UnresolvedA
     )
 
 
+def training_job_name(market_id: str) -> str:
+    return f"{market_id}_model_training"
+
+
+def training_job(market_id: str,
+                 assets: Sequence[AssetsDefinition]) -> UnresolvedAssetJobDefinition:
+    """A market's model-training assets (partitioned by refit period, not by day), tier 2."""
+    return define_asset_job(
+        training_job_name(market_id),
+        selection=AssetSelection.assets(*_keys(assets)),
+        partitions_def=assets[0].partitions_def,
+        tags={TIER_TAG: "2", MARKET_TAG: market_id},
+        description=f"Model refits of {market_id} (one partition per refit period).",
+    )
+
+
 def jobs_for(assets: Sequence[AssetsDefinition]) -> list[UnresolvedAssetJobDefinition]:
-    """Group assets by partitioning: unpartitioned -> reference job; else by market (the first
-    element of the asset key)."""
+    """Group assets by partitioning: unpartitioned -> reference job; partitioned by the market's
+    trading days -> its daily job (the market is the first element of the asset key); any
+    other partitioning (model refits) -> the market's training job."""
     unpartitioned = [a for a in assets if a.partitions_def is None]
     by_market: dict[str, list[AssetsDefinition]] = {}
+    training: dict[str, list[AssetsDefinition]] = {}
     for a in assets:
-        if a.partitions_def is not None:
-            by_market.setdefault(next(iter(a.keys)).path[0], []).append(a)
+        if a.partitions_def is None:
+            continue
+        market = next(iter(a.keys)).path[0]
+        target = by_market if a.partitions_def == partitions_def_for(market) else training
+        target.setdefault(market, []).append(a)
     jobs = [reference_job(unpartitioned)] if unpartitioned else []
     order = {m: i for i, m in enumerate(FOLLOW_THE_SUN)}
     for market in sorted(by_market, key=lambda m: order.get(m, len(order))):
         jobs.append(daily_job(market, by_market[market]))
+    for market in sorted(training, key=lambda m: order.get(m, len(order))):
+        jobs.append(training_job(market, training[market]))
     return jobs

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import torch
 
 from prometheus_dagster.core.errors import DataQualityError
 from prometheus_dagster.engines.encoders.bundle import EncoderBundle
@@ -149,6 +150,7 @@ def train_encoder_bundle(panel: FeaturePanel, sessions: pd.DatetimeIndex, texts:
         raise DataQualityError(f"encoder training through {cut.date()}: only {len(xa)} "
                                "time-adjacent window pairs for the numeric encoder")
     say(f"numeric encoder: {len(xa)} time-adjacent window pairs")
+    torch.manual_seed(ncfg.training.seed)  # initial weights from the seed, not process state
     numeric = NumericWindowEncoder(hidden=ncfg.hidden)
     num_report = train_pairs(numeric, numeric, numeric, xa, xb, ncfg.training,
                              augment_noise=ncfg.noise,
@@ -164,6 +166,7 @@ def train_encoder_bundle(panel: FeaturePanel, sessions: pd.DatetimeIndex, texts:
             f"window pairs before the held-out span, needs joint.min_pairs = {jcfg.min_pairs} "
             "(the market needs news linked to instruments)")
     say(f"joint encoder: {int(train.sum())} training pairs, {int((~train).sum())} held out")
+    torch.manual_seed(jcfg.training.seed)
     joint = JointEncoder(numeric, hidden=jcfg.hidden, dropout=jcfg.dropout)
     joint_report = train_pairs(joint, joint.embed_text, joint.embed_numeric, pairs.text[train],
                                pairs.numeric[train], jcfg.training, groups=pairs.groups[train],
@@ -202,8 +205,6 @@ def _embed64(fn, x: np.ndarray, module) -> np.ndarray:
     module.double()
     try:
         out = []
-        import torch
-
         with torch.no_grad():
             for start in range(0, len(x), 4096):
                 out.append(fn(torch.as_tensor(x[start:start + 4096], dtype=torch.float64))
