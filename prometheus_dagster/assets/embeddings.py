@@ -38,6 +38,7 @@ from prometheus_dagster.engines.encoders import (
     embed_numeric,
     embed_text,
     embed_with_cache,
+    text_hash,
     train_encoder_bundle,
     window_summaries,
 )
@@ -134,7 +135,7 @@ def text_embeddings_asset(market_id: str) -> AssetsDefinition:
         texts = [article_text(h, b, cfg.text.max_chars)
                  for h, b in zip(arts["headline"], arts["body"], strict=True)]
         started = time.perf_counter()
-        cache = _cached_vectors(wh, model_id, [_hash(model_id, t) for t in texts])
+        cache = _cached_vectors(wh, model_id, [text_hash(model_id, t) for t in texts])
         cached = len(cache)
 
         def progress(done: int, total: int) -> None:
@@ -163,12 +164,6 @@ def text_embeddings_asset(market_id: str) -> AssetsDefinition:
         return out
 
     return _text_embeddings
-
-
-def _hash(model_id: str, text: str) -> str:
-    from prometheus_dagster.engines.encoders import text_hash
-
-    return text_hash(model_id, text)
 
 
 # --- yearly training --------------------------------------------------------------------------

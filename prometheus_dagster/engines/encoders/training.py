@@ -35,25 +35,35 @@ Progress = Callable[[str], None]
 
 
 def entity_count(panel: FeaturePanel, entity_type: str) -> int:
+    """How many entities of a type the panel holds (sizes the training sample per type)."""
     ids = panel.returns["instrument_id"].astype(str).unique()
     if entity_type == "MARKET":
         return panel.returns["market_id"].nunique()
     if entity_type == "INSTRUMENT" or panel.instruments is None:
         return len(ids)
     ins = panel.instruments[panel.instruments["instrument_id"].astype(str).isin(ids)]
-    if entity_type == "ISSUER":
+    if entity_type == "ISSUER" or panel.issuers is None:
         return ins["issuer_id"].nunique()
-    return 12  # sectors: a handful per market
+    sectors = panel.issuers.set_index(panel.issuers["issuer_id"].astype(str))["sector"]
+    return int(ins["issuer_id"].astype(str).map(sectors).nunique())
 
 
 def window_summaries(panel: FeaturePanel, entity_type: str,
                      dates: list[pd.Timestamp] | pd.DatetimeIndex,
                      window: int, features_config: FeaturesConfig,
-                     entity_ids: list[str] | None = None) -> tuple[np.ndarray, pd.DataFrame]:
-    """Summaries of the windows of every entity of a type (or ``entity_ids``) at ``dates``."""
-    windows, index = build_numeric_windows(entity_type, list(dates), window, panel,
-                                           entity_ids=entity_ids, config=features_config)
-    return summarise_windows(windows, entity_type), index
+                     entity_ids: list[str] | None = None,
+                     chunk_dates: int = 20) -> tuple[np.ndarray, pd.DataFrame]:
+    """Summaries of the windows of every entity of a type (or ``entity_ids``) at ``dates``,
+    built ``chunk_dates`` dates at a time so that raw windows never pile up in memory."""
+    dates = list(dates)
+    parts, indexes = [], []
+    for start in range(0, max(len(dates), 1), chunk_dates):
+        windows, index = build_numeric_windows(entity_type, dates[start:start + chunk_dates],
+                                               window, panel, entity_ids=entity_ids,
+                                               config=features_config)
+        parts.append(summarise_windows(windows, entity_type))
+        indexes.append(index)
+    return np.concatenate(parts), pd.concat(indexes, ignore_index=True)
 
 
 def numeric_training_set(panel: FeaturePanel, sessions: pd.DatetimeIndex,
@@ -114,13 +124,18 @@ def joint_pairs(panel: FeaturePanel, texts: pd.DataFrame, links: pd.DataFrame,
     if art.empty:
         return JointPairs(np.zeros((0, 384), np.float32), np.zeros((0, 0), np.float32),
                           np.zeros(0, int), pd.DatetimeIndex([]))
-    instruments = sorted(art["instrument_id"].astype(str).unique())
-    summaries, index = window_summaries(panel, "INSTRUMENT", sorted(art["date"].unique()),
-                                        window, features_config, entity_ids=instruments)
-    pos = pd.Series(np.arange(len(index)), index=pd.MultiIndex.from_arrays(
-        [index["entity_id"].to_numpy(), pd.DatetimeIndex(index["as_of_date"])]))
-    row = pos.reindex(pd.MultiIndex.from_arrays(
-        [art["instrument_id"].astype(str).to_numpy(), pd.DatetimeIndex(art["date"])])).to_numpy()
+    summaries, rows = [], np.full(len(art), -1)
+    for inst, where in art.groupby(art["instrument_id"].astype(str)).indices.items():
+        days = sorted(art["date"].iloc[where].unique())
+        summ, index = window_summaries(panel, "INSTRUMENT", days, window, features_config,
+                                       entity_ids=[inst], chunk_dates=len(days))
+        pos = pd.Series(np.arange(len(index)), index=pd.DatetimeIndex(index["as_of_date"]))
+        found = pos.reindex(pd.DatetimeIndex(art["date"].iloc[where])).to_numpy()
+        offset = sum(len(x) for x in summaries)
+        rows[where] = np.where(np.isnan(found), -1, found + offset)
+        summaries.append(summ)
+    summaries = np.concatenate(summaries) if summaries else np.zeros((0, 0), np.float32)
+    row = np.where(rows >= 0, rows, np.nan)
     ok = ~np.isnan(row)
     art, row = art[ok], row[ok].astype(int)
     return JointPairs(text=np.stack(art["vector"].to_numpy()).astype(np.float32)
