@@ -25,21 +25,9 @@ import tempfile
 import time
 from pathlib import Path
 
-import yaml
+from benchmarks.common import REPO, write_market_config
 
-REPO = Path(__file__).resolve().parents[1]
 M = "US_EQ"
-
-
-def write_config(tmp: Path, names: int, first_year: int, last_year: int) -> Path:
-    body = {
-        "engine": "synthetic_market", "version": "bench", "seed": 42,
-        "start_date": f"{first_year - 1}-10-01", "end_date": f"{last_year}-12-31",
-        "markets": {"US_EQ": {"n_instruments": names}, "EU_EQ": {"n_instruments": 10}},
-    }
-    path = tmp / "synthetic_market.yaml"
-    path.write_text(yaml.safe_dump(body))
-    return path
 
 
 def _child(stage: str, config: str, home: str, first_year: int, last_year: int,
@@ -149,7 +137,8 @@ def main(argv: list[str] | None = None) -> dict:
     results: dict = {"names": args.names, "years": args.years,
                      "span": f"{first_year}..{args.last_year}", "stages": {}}
     with tempfile.TemporaryDirectory(prefix="prometheus-bench-") as tmp:
-        config = write_config(Path(tmp), args.names, first_year, args.last_year)
+        config = write_market_config(Path(tmp), args.names, f"{first_year - 1}-10-01",
+                                     f"{args.last_year}-12-31")
         for stage in STAGES:
             print(f"==> {stage}", flush=True)
             proc = subprocess.run(

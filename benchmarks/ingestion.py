@@ -18,20 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-import yaml
-
-REPO = Path(__file__).resolve().parents[1]
-
-
-def write_config(tmp: Path, names: int, year: int) -> Path:
-    body = {
-        "engine": "synthetic_market", "version": "bench", "seed": 42,
-        "start_date": f"{year - 19}-01-03", "end_date": f"{year}-12-31",
-        "markets": {"US_EQ": {"n_instruments": names}, "EU_EQ": {"n_instruments": 10}},
-    }
-    path = tmp / "synthetic_market.yaml"
-    path.write_text(yaml.safe_dump(body))
-    return path
+from benchmarks.common import REPO, write_market_config
 
 
 def _child(mode: str, config: str, home: str, year: int, per_partition: int) -> None:
@@ -93,7 +80,8 @@ def main(argv: list[str] | None = None) -> dict:
         return {}
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
-        config = write_config(Path(tmp), args.names, args.year)
+        config = write_market_config(Path(tmp), args.names, f"{args.year - 19}-01-03",
+                                     f"{args.year}-12-31")
         for mode in ("single_run", "per_partition"):
             proc = subprocess.run(
                 [sys.executable, "-m", "benchmarks.ingestion", "--year", str(args.year),
