@@ -6,8 +6,9 @@
    one ``positive_offset`` sessions later form a positive pair, other entities and dates in
    the batch are negatives), to map a window summary to R^384;
 2. the joint encoder's projection heads learn, with symmetric InfoNCE, to match a news
-   article's sentence embedding with the numeric window of the instrument it is about (market
-   wraps with the market index), ending on the article's session;
+   article's sentence embedding with the numeric window of the issuer it is about (market data
+   and its latest reported statement; market wraps with the index's window), ending on the
+   article's session;
 3. retrieval recall@k is measured on held-out pairs: the latest ``heldout_fraction`` of the
    sessions, never seen in training.
 """
@@ -113,34 +114,43 @@ class JointPairs:
 def joint_pairs(panel: FeaturePanel, texts: pd.DataFrame, links: pd.DataFrame,
                 window: int, features_config: FeaturesConfig) -> JointPairs:
     """Article <-> window pairs. ``texts``: article_id, date, vector (np.ndarray); ``links``:
-    article_id, instrument_id. An article about several instruments pairs with the first one
-    (sorted) that has a window on the article's session."""
+    article_id, instrument_id and optionally issuer_id. An article about an issuer pairs with
+    the ISSUER window (its primary instrument's market data and its latest reported
+    statement); one about an instrument only (a market wrap and its index) with that
+    INSTRUMENT window. An article with several links uses the first (sorted) with a window on
+    the article's session."""
     known = set(panel.returns["instrument_id"].astype(str))
     lk = links.dropna(subset=["instrument_id"])
     lk = lk[lk["instrument_id"].astype(str).isin(known)]
     lk = lk.sort_values(["article_id", "instrument_id"]).drop_duplicates("article_id")
-    art = texts.merge(lk[["article_id", "instrument_id"]], on="article_id", how="inner")
-    art = art.assign(date=pd.to_datetime(art["date"]).dt.normalize())
+    issuer = (lk["issuer_id"] if "issuer_id" in lk.columns
+              else pd.Series(None, index=lk.index, dtype=object))
+    use_issuer = issuer.notna() & (panel.instruments is not None)
+    lk = lk.assign(entity_type=np.where(use_issuer, "ISSUER", "INSTRUMENT"),
+                   entity_id=np.where(use_issuer, issuer.astype(str),
+                                      lk["instrument_id"].astype(str)))
+    art = texts.merge(lk[["article_id", "entity_type", "entity_id"]], on="article_id",
+                      how="inner")
+    art = art.assign(date=pd.to_datetime(art["date"]).dt.normalize()).reset_index(drop=True)
     if art.empty:
         return JointPairs(np.zeros((0, 384), np.float32), np.zeros((0, 0), np.float32),
                           np.zeros(0, int), pd.DatetimeIndex([]))
     summaries, rows = [], np.full(len(art), -1)
-    for inst, where in art.groupby(art["instrument_id"].astype(str)).indices.items():
+    for (et, eid), where in art.groupby(["entity_type", "entity_id"]).indices.items():
         days = sorted(art["date"].iloc[where].unique())
-        summ, index = window_summaries(panel, "INSTRUMENT", days, window, features_config,
-                                       entity_ids=[inst], chunk_dates=len(days))
+        summ, index = window_summaries(panel, et, days, window, features_config,
+                                       entity_ids=[eid], chunk_dates=len(days))
         pos = pd.Series(np.arange(len(index)), index=pd.DatetimeIndex(index["as_of_date"]))
         found = pos.reindex(pd.DatetimeIndex(art["date"].iloc[where])).to_numpy()
         offset = sum(len(x) for x in summaries)
         rows[where] = np.where(np.isnan(found), -1, found + offset)
         summaries.append(summ)
-    summaries = np.concatenate(summaries) if summaries else np.zeros((0, 0), np.float32)
-    row = np.where(rows >= 0, rows, np.nan)
-    ok = ~np.isnan(row)
-    art, row = art[ok], row[ok].astype(int)
+    stacked = np.concatenate(summaries) if summaries else np.zeros((0, 0), np.float32)
+    ok = rows >= 0
+    art, row = art[ok], rows[ok]
     return JointPairs(text=np.stack(art["vector"].to_numpy()).astype(np.float32)
                       if len(art) else np.zeros((0, 384), np.float32),
-                      numeric=summaries[row], groups=row, dates=pd.DatetimeIndex(art["date"]))
+                      numeric=stacked[row], groups=row, dates=pd.DatetimeIndex(art["date"]))
 
 
 def train_encoder_bundle(panel: FeaturePanel, sessions: pd.DatetimeIndex, texts: pd.DataFrame,
