@@ -301,10 +301,13 @@ def rolling_ols_betas(y: np.ndarray, x: np.ndarray, rows: np.ndarray, window: in
         xw *= day_ok[..., None]  # days a used regressor lacks drop out of every sum
         yw = y_t[:, idx].transpose(1, 0, 2)  # (c, n, w)
         mw = m_t[:, idx].transpose(1, 0, 2)
-        nobs = np.matmul(mw, day_ok[..., None].astype(float))[..., 0]  # (c, n)
+        # einsum, not matmul: BLAS kernels sum a name's window in an order that depends on how
+        # many names share the call, so a name listed later would change earlier names' betas
+        # in the last bits; einsum's loops give every (date, name) the same order
+        nobs = np.einsum("cnw,cw->cn", mw, day_ok.astype(float), optimize=False)
         outer = (xw[..., :, None] * xw[..., None, :]).reshape(c, w, k1 * k1)
-        xtx = np.matmul(mw, outer).reshape(c, n, k1, k1)
-        xty = np.matmul(yw, xw)  # (c, n, k1)
+        xtx = np.einsum("cnw,cwk->cnk", mw, outer, optimize=False).reshape(c, n, k1, k1)
+        xty = np.einsum("cnw,cwk->cnk", yw, xw, optimize=False)  # (c, n, k1)
         # unused regressors and thin samples get an identity block so every system solves
         off = np.concatenate([np.zeros((c, 1), dtype=bool), ~inc], axis=1)  # (c, k1)
         xtx = xtx + off[:, None, :, None] * eye[None, None]
