@@ -51,6 +51,32 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(quick=args.quick)
 
 
+def _cmd_brief(args: argparse.Namespace) -> int:
+    """Render the daily brief for a past date straight from the warehouse (no Dagster run)."""
+    import pandas as pd
+
+    from prometheus_dagster.assets.brief import brief_directory
+    from prometheus_dagster.core.errors import PrometheusError
+    from prometheus_dagster.core.ingestion_config import ingestion_config
+    from prometheus_dagster.engines.brief import write_brief
+    from prometheus_dagster.resources.warehouse import Warehouse
+
+    try:
+        date = pd.Timestamp(args.date)
+    except ValueError:
+        print(f"error: --date {args.date!r} is not a date (use YYYY-MM-DD)", file=sys.stderr)
+        return 2
+    markets = args.markets.split(",") if args.markets else list(ingestion_config().markets)
+    try:
+        html_path, png_path, _ = write_brief(Warehouse.default(), date, markets,
+                                             Path(args.out) if args.out else brief_directory())
+    except PrometheusError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"brief {date.date()}: {html_path}\nplots: {png_path}")
+    return 0
+
+
 def _cmd_ui(args: argparse.Namespace) -> int:
     home, dhome = setup_home()
     from prometheus_dagster.core.paths import mlflow_artifact_root, mlflow_tracking_uri
@@ -98,6 +124,11 @@ def main(argv: list[str] | None = None) -> int:
     demo = sub.add_parser("demo", help="run the main job on the embedded market")
     demo.add_argument("--quick", action="store_true", help="a short window (smoke test)")
     demo.set_defaults(func=_cmd_demo)
+    brief = sub.add_parser("brief", help="render the daily brief (HTML + PNG) for a date")
+    brief.add_argument("--date", required=True, help="YYYY-MM-DD; any past date")
+    brief.add_argument("--markets", default="", help="comma-separated (default: data markets)")
+    brief.add_argument("--out", default="", help="folder (default: $PROMETHEUS_HOME/briefs)")
+    brief.set_defaults(func=_cmd_brief)
     ui = sub.add_parser("ui", help="start the Dagster and MLflow UIs")
     ui.add_argument("--dagster-port", type=int, default=3000)
     ui.add_argument("--mlflow-port", type=int, default=5000)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dagster import Definitions
+from dagster import AssetKey, Definitions
 
+from prometheus_dagster.assets.brief import daily_brief_asset
 from prometheus_dagster.assets.embeddings import encoder_assets
 from prometheus_dagster.assets.features import features_assets
 from prometheus_dagster.assets.ingestion import ingestion_assets
@@ -20,12 +21,16 @@ from prometheus_dagster.sensors.market_state import market_state_sensor
 def build_assets() -> list:
     data_markets = list(ingestion_config().markets)
     encoded = [m for m in encoder_markets() if m in data_markets]
+    brief_inputs = [AssetKey([m, t]) for m in data_markets
+                    for t in ("market_correlation_daily", "profiles")
+                    if t != "profiles" or m in encoded]
     return [
         *reference_assets(market_ids()),
         *ingestion_assets(data_markets),
         *features_assets(data_markets),
         *encoder_assets(encoded, data_markets),
         *profile_assets(encoded),
+        daily_brief_asset(data_markets, brief_inputs),
     ]
 
 

@@ -20,12 +20,14 @@ import os
 import time
 
 import pandas as pd
+from dagster import AssetKey
 
 from prometheus_dagster.core.calendars import GLOBAL, trading_calendar
 from prometheus_dagster.core.ingestion_config import ingestion_config
 from prometheus_dagster.core.paths import mlflow_tracking_uri, prometheus_home, warehouse_path
 
 TRAINING_SUFFIX = "_model_training"
+BRIEF = AssetKey([GLOBAL, "daily_brief"])
 RANGE_START = "dagster/asset_partition_range_start"
 RANGE_END = "dagster/asset_partition_range_end"
 # The console shows the demo's own progress lines; Dagster's per-event debug lines stay in the
@@ -119,8 +121,9 @@ def _print_failures(result) -> None:
 def run_demo(quick: bool = False) -> int:
     from dagster import DagsterInstance
 
+    from prometheus_dagster.assets.brief import brief_directory
     from prometheus_dagster.definitions import build_definitions
-    from prometheus_dagster.jobs.daily import REFERENCE_JOB
+    from prometheus_dagster.jobs.daily import REFERENCE_JOB, daily_job_name
     from prometheus_dagster.resources.warehouse import Warehouse
 
     t0 = time.perf_counter()
@@ -157,14 +160,26 @@ def run_demo(quick: bool = False) -> int:
         label = name if not tags else f"{name} {tags[RANGE_START]}...{tags[RANGE_END]}"
         print(f"==> [{i}/{len(order)}] {label}", flush=True)
         t = time.perf_counter()
-        result = defs.resolve_job_def(name).execute_in_process(
-            instance=instance, tags=tags, raise_on_error=False, run_config=QUIET
+        job = defs.resolve_job_def(name)
+        keys = [k for k in job.asset_layer.executable_asset_keys if k != BRIEF]
+        result = job.execute_in_process(
+            instance=instance, tags=tags, raise_on_error=False, run_config=QUIET,
+            asset_selection=keys if name != REFERENCE_JOB else None,
         )
         took = time.perf_counter() - t
         status = "ok" if result.success else "FAILED"
         stages.append((name, took, status))
         print(f"    {status} in {took:.1f}s (run {result.run_id[:8]})", flush=True)
         _print_failures(result)
+    brief_day = pd.bdate_range(start, end)[-1].strftime("%Y-%m-%d")
+    print(f"==> daily brief {brief_day}", flush=True)
+    t = time.perf_counter()
+    result = defs.resolve_job_def(daily_job_name(GLOBAL)).execute_in_process(
+        instance=instance, partition_key=brief_day, asset_selection=[BRIEF],
+        raise_on_error=False, run_config=QUIET)
+    stages.append(("daily_brief", time.perf_counter() - t, "ok" if result.success else "FAILED"))
+    print(f"    {stages[-1][2]} in {stages[-1][1]:.1f}s (run {result.run_id[:8]})", flush=True)
+    _print_failures(result)
     wh = Warehouse.default()
     print("\n==> Rows in the warehouse")
     for table in ("prices_daily", "corporate_actions", "fundamentals", "news_articles",
@@ -185,5 +200,7 @@ Where to look:
   MLflow      {mlflow_tracking_uri()}  (artifacts in {prometheus_home() / 'mlartifacts'})
   Dagster     runs recorded in {os.environ.get("DAGSTER_HOME", "$DAGSTER_HOME")}
   UIs         make ui  ->  Dagster http://127.0.0.1:3000 , MLflow http://127.0.0.1:5000
+  brief       {brief_directory() / brief_day / 'brief.html'}  (and brief.png beside it)
+              any date: python -m prometheus_dagster.cli brief --date {brief_day}
 """)
     return 0 if all(s == "ok" for _, _, s in stages) else 1

@@ -1,0 +1,123 @@
+"""What the brief shows, read point in time: rows dated on or before the brief's date only, so
+a brief rendered today for a past date shows what was known on that date."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from prometheus_dagster.core.schemas import TABLES
+
+HISTORY_SESSIONS = 126
+TOP_N = 10
+# tables whose rows for the date are counted in the pipeline-status section, in chain order
+CHAIN = ("prices_daily", "news_articles", "returns_daily", "factors_daily", "text_embeddings",
+         "numeric_window_embeddings", "joint_embeddings", "profiles", "regimes")
+
+
+@dataclass
+class BriefData:
+    date: pd.Timestamp
+    markets: list[str]
+    pipeline: pd.DataFrame                 # market_id, table, rows on the date, ingestion status
+    index_history: pd.DataFrame            # market_id, date, level (index rebased to 100)
+    internals: pd.DataFrame                # market_id, index return, avg corr, breadth...
+    regimes: pd.DataFrame | None = None    # region, date, label, confidence (history)
+    weakest: pd.DataFrame | None = None    # issuers with the highest profile_weakness
+    new_weak: pd.DataFrame | None = None   # issuers crossing the weakness threshold today
+    models: pd.DataFrame = field(default_factory=pd.DataFrame)
+    notes: list[str] = field(default_factory=list)
+
+
+def _has(wh, table: str) -> bool:
+    return table in TABLES and wh.table_exists(table)
+
+
+def _date_col(table: str) -> str:
+    return TABLES[table].partition_column or "date"
+
+
+def collect_brief(wh, date: pd.Timestamp, markets: list[str],
+                  weakness_threshold: float = 0.7) -> BriefData:
+    """Everything the brief shows for ``date`` across ``markets``."""
+    from prometheus_dagster.core.calendars import trading_calendar
+
+    d = pd.Timestamp(date).normalize()
+    notes: list[str] = []
+    status_rows, internals, history = [], [], []
+    for m in markets:
+        cal = trading_calendar(m)
+        if not cal.is_trading_day(d):
+            notes.append(f"{m}: {d.date()} is not a trading day")
+        runs = wh.read("ingestion_runs", where={"market_id": m, "date": d}) \
+            if _has(wh, "ingestion_runs") else pd.DataFrame()
+        latest = (runs.sort_values("finished_at").groupby("table_name").tail(1)
+                  if len(runs) else runs)
+        for table in CHAIN:
+            if not _has(wh, table):
+                continue
+            col = _date_col(table)
+            n = wh.query(f"select count(*) as n from {wh.sql_name(table)} "
+                         f"where market_id = '{m}' and {col} = '{d.date()}'")["n"].iloc[0]
+            run = latest[latest["table_name"] == table] if len(latest) else latest
+            status = run["status"].iloc[0] if len(run) else ("-" if n else "missing")
+            status_rows.append({"market_id": m, "table": table, "rows": int(n),
+                                "ingestion": status})
+        start = cal.previous_trading_day(d, HISTORY_SESSIONS) if cal.is_trading_day(d) \
+            else cal.previous_trading_day(d, HISTORY_SESSIONS - 1)
+        if _has(wh, "market_correlation_daily"):
+            mc = wh.read_partitions("market_correlation_daily", market_id=m, start=start, end=d)
+            if len(mc):
+                mc = mc.sort_values("date")
+                level = 100 * (1 + mc["index_ret_1d"].fillna(0)).cumprod() \
+                    if "index_ret_1d" in mc.columns else None
+                if level is not None:
+                    history.append(pd.DataFrame({"market_id": m, "date": mc["date"],
+                                                 "level": level.to_numpy()}))
+                last = mc.iloc[-1]
+                internals.append({"market_id": m, "as_of": pd.Timestamp(last["date"]).date(),
+                                  **{c: last[c] for c in mc.columns
+                                     if c not in ("market_id", "date", "config_id")}})
+    regimes = None
+    if _has(wh, "regimes"):
+        reg = wh.read("regimes", where={"as_of_date": _between(d, HISTORY_SESSIONS * 2)})
+        if len(reg):
+            regimes = reg
+    weakest = new_weak = None
+    if _has(wh, "profiles"):
+        prev_dates = []
+        for m in markets:
+            cal = trading_calendar(m)
+            prev_dates.append(cal.previous_trading_day(d))
+        prof = wh.read("profiles", where={"as_of_date": [d, *sorted(set(prev_dates))]},
+                       columns=["market_id", "issuer_id", "as_of_date", "profile_weakness",
+                                "leverage_score", "liquidity_risk", "earnings_quality_score",
+                                "governance_risk_score", "recent_articles"])
+        today = prof[prof["as_of_date"] == d].dropna(subset=["profile_weakness"])
+        if len(today):
+            weakest = today.sort_values("profile_weakness", ascending=False).head(TOP_N)
+            before = prof[prof["as_of_date"] < d].set_index(["market_id", "issuer_id"])[
+                "profile_weakness"]
+            was = before.reindex(pd.MultiIndex.from_frame(today[["market_id", "issuer_id"]]))
+            crossed = (today["profile_weakness"].to_numpy() >= weakness_threshold) & ~(
+                was.to_numpy() >= weakness_threshold)
+            new_weak = today[crossed].assign(previous=was.to_numpy()[crossed])
+    models = pd.DataFrame()
+    if _has(wh, "models"):
+        models = wh.read("models", columns=["model_id", "market_id", "model_type",
+                                            "valid_from", "trained_through"])
+        models = models[pd.to_datetime(models["trained_through"]) < d]
+        models = models.sort_values("trained_through").groupby(
+            ["market_id", "model_type"]).tail(1)
+    return BriefData(
+        date=d, markets=list(markets), pipeline=pd.DataFrame(status_rows),
+        index_history=pd.concat(history, ignore_index=True) if history else pd.DataFrame(),
+        internals=pd.DataFrame(internals), regimes=regimes, weakest=weakest,
+        new_weak=new_weak, models=models, notes=notes)
+
+
+def _between(d: pd.Timestamp, days: int):
+    from prometheus_dagster.resources.warehouse import between
+
+    return between(d - pd.Timedelta(days=days), d)

@@ -1,0 +1,94 @@
+"""The daily brief renders HTML + PNG for a past date through Dagster, shows only what was known
+on that date, and displays in a real browser (headless Chromium)."""
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from dagster import AssetKey, materialize
+
+from prometheus_dagster.assets.brief import daily_brief_asset
+from prometheus_dagster.assets.features import features_assets
+from prometheus_dagster.assets.ingestion import MARKET_TABLES, ingestion_assets
+from prometheus_dagster.engines.brief import collect_brief, render_brief
+from prometheus_dagster.engines.features import FEATURE_TABLES
+from prometheus_dagster.resources import build_resources
+from prometheus_dagster.resources.sources import SourceResource
+from prometheus_dagster.resources.warehouse import Warehouse
+
+FIXTURE = Path(__file__).parents[1] / "fixtures" / "file_source"
+M = "US_EQ"
+DAY = "2024-03-14"
+BRIEF = AssetKey(["GLOBAL", "daily_brief"])
+
+
+def span(a: str, b: str) -> dict:
+    return {"dagster/asset_partition_range_start": a, "dagster/asset_partition_range_end": b}
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("brief")
+    url = f"duckdb:///{tmp / 'wh.duckdb'}"
+    resources = build_resources(warehouse_url=url, mlflow_uri=f"sqlite:///{tmp / 'mlflow.db'}")
+    resources["source"] = SourceResource(kind="files", files_root=str(FIXTURE))
+    assets = [*ingestion_assets([M]), *features_assets([M]),
+              daily_brief_asset([M], [AssetKey([M, "market_correlation_daily"])])]
+    for selection, kw in (
+            ([AssetKey([M, "instruments"]), AssetKey([M, "issuers"])], {}),
+            ([AssetKey([M, t]) for t in MARKET_TABLES], {"tags": span("2024-01-02", DAY)}),
+            ([AssetKey([M, t]) for t in FEATURE_TABLES], {"tags": span("2024-02-01", DAY)})):
+        assert materialize(assets, resources=resources, selection=selection, **kw).success
+    return Warehouse.from_url(url), resources, assets
+
+
+def test_brief_renders_html_and_png_for_a_past_date(env):
+    wh, resources, assets = env
+    result = materialize(assets, resources=resources, selection=[BRIEF], partition_key=DAY)
+    assert result.success
+    row = wh.read("daily_briefs").iloc[0]
+    html = Path(row["html_path"]).read_text()
+    png = Path(row["png_path"]).read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+    for text in (f"Prometheus daily brief — {DAY}", "Market internals", "Pipeline status",
+                 "prices_daily", M, "data:image/png;base64,"):
+        assert text in html
+    assert row["mlflow_run_id"]
+    run = resources["mlflow"].client().get_run(row["mlflow_run_id"])
+    assert run.data.metrics["brief_pipeline_rows"] > 0
+
+
+def test_brief_shows_only_what_was_known_on_its_date(env):
+    wh, resources, assets = env
+    before = collect_brief(wh, pd.Timestamp(DAY), [M])
+    html_before = render_brief(before, png=b"")
+    assert pd.to_datetime(before.index_history["date"]).max() == pd.Timestamp(DAY)
+    later = span("2024-03-15", "2024-03-28")
+    assert materialize(assets, resources=resources,
+                       selection=[AssetKey([M, t]) for t in MARKET_TABLES], tags=later).success
+    assert materialize(assets, resources=resources,
+                       selection=[AssetKey([M, t]) for t in FEATURE_TABLES], tags=later).success
+    after = collect_brief(wh, pd.Timestamp(DAY), [M])
+    assert render_brief(after, png=b"") == html_before
+
+
+def test_brief_displays_in_a_browser(env, tmp_path):
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("headless Chromium is needed: apt-get install chromium (.ci/run installs it)")
+    wh, _, _ = env
+    from prometheus_dagster.engines.brief import write_brief
+
+    html_path, _, _ = write_brief(wh, DAY, [M], tmp_path)
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             f"--user-data-dir={tmp_path / 'profile'}"]
+    dom = subprocess.run([chromium, *flags, "--dump-dom", html_path.as_uri()],
+                         capture_output=True, text=True, timeout=120)
+    assert "Prometheus daily brief" in dom.stdout and "<img" in dom.stdout
+    shot = tmp_path / "shot.png"
+    subprocess.run([chromium, *flags, "--window-size=1280,1600", f"--screenshot={shot}",
+                    html_path.as_uri()], capture_output=True, timeout=120)
+    assert shot.exists() and shot.stat().st_size > 20_000  # text, tables and the plot drawn
