@@ -14,6 +14,26 @@ from prometheus_dagster.core.partitions import partitions_def_for
 TIER_TAG = "prometheus/tier"
 MARKET_TAG = "prometheus/market"
 REFERENCE_JOB = "reference_data"
+PRIORITY_TAG = "dagster/priority"  # the queued run coordinator dequeues higher values first
+# tier 1 must run (ingestion, QC, the engine chain), 2 is degradable (refits, analytics), 3 is
+# best effort (research backfills, big backtests)
+TIER_PRIORITY = {"1": 10, "2": 0, "3": -10}
+# tier-1 runs are retried from the failed step: 3 times (run_retries in dagster.yaml)
+TIER1_RETRIES = {"dagster/max_retries": "3", "dagster/retry_strategy": "FROM_FAILURE"}
+
+
+def tier_tags(tier: str) -> dict[str, str]:
+    """Run tags of a priority tier: the tier (for concurrency limits) and its priority."""
+    if tier not in TIER_PRIORITY:
+        raise ValueError(f"unknown tier {tier!r}; tiers are {', '.join(TIER_PRIORITY)}")
+    tags = {TIER_TAG: tier, PRIORITY_TAG: str(TIER_PRIORITY[tier])}
+    return {**tags, **TIER1_RETRIES} if tier == "1" else tags
+
+
+def research_tags() -> dict[str, str]:
+    """Tags for a research backfill: tier 3, lowest priority; the tier-3 concurrency limit keeps
+    such runs from taking the slots tier-1 work needs."""
+    return tier_tags("3")
 
 # Follow the sun: Asia closes first, then Europe, then the Americas; GLOBAL runs after them.
 FOLLOW_THE_SUN = ("JP_EQ", "ASIA_EQ", "EU_EQ", "FX_GLOB", "US_EQ", "US_FUT", GLOBAL)
@@ -31,7 +51,7 @@ def reference_job(assets: Sequence[AssetsDefinition]) -> UnresolvedAssetJobDefin
     return define_asset_job(
         REFERENCE_JOB,
         selection=AssetSelection.assets(*_keys(assets)),
-        tags={TIER_TAG: "1"},
+        tags=tier_tags("1"),
         description="Markets, issuers, instruments (and the embedded market's ground truth).",
     )
 
@@ -42,7 +62,7 @@ def daily_job(market_id: str, assets: Sequence[AssetsDefinition]) -> UnresolvedA
         daily_job_name(market_id),
         selection=AssetSelection.assets(*_keys(assets)),
         partitions_def=partitions_def_for(market_id),
-        tags={TIER_TAG: "1", MARKET_TAG: market_id},
+        tags={**tier_tags("1"), MARKET_TAG: market_id},
         description=f"The daily chain of {market_id}: ingestion, then every engine.",
     )
 
@@ -58,7 +78,7 @@ def training_job(market_id: str,
         training_job_name(market_id),
         selection=AssetSelection.assets(*_keys(assets)),
         partitions_def=assets[0].partitions_def,
-        tags={TIER_TAG: "2", MARKET_TAG: market_id},
+        tags={**tier_tags("2"), MARKET_TAG: market_id},
         description=f"Model refits of {market_id} (one partition per refit period).",
     )
 
