@@ -7,13 +7,15 @@ from dagster import AssetKey, Definitions
 from prometheus_dagster.assets.brief import daily_brief_asset
 from prometheus_dagster.assets.embeddings import encoder_assets
 from prometheus_dagster.assets.features import features_assets
-from prometheus_dagster.assets.ingestion import ingestion_assets
+from prometheus_dagster.assets.ingestion import MARKET_TABLES, ingestion_assets
 from prometheus_dagster.assets.profiles import profile_assets
+from prometheus_dagster.assets.qc import preopen_qc_asset
 from prometheus_dagster.assets.reference import reference_assets
 from prometheus_dagster.core.calendars import MarketState, market_ids
 from prometheus_dagster.core.config import load_engine_config
 from prometheus_dagster.core.ingestion_config import ingestion_config
-from prometheus_dagster.jobs.daily import daily_job_name, jobs_for
+from prometheus_dagster.engines.features import FEATURE_TABLES
+from prometheus_dagster.jobs.daily import daily_job_name, jobs_for, qc_job_name
 from prometheus_dagster.resources import build_resources
 from prometheus_dagster.sensors.market_state import market_state_sensor
 
@@ -31,7 +33,17 @@ def build_assets() -> list:
         *encoder_assets(encoded, data_markets),
         *profile_assets(encoded),
         daily_brief_asset(data_markets, brief_inputs),
+        *(preopen_qc_asset(m, list(MARKET_TABLES), engine_tables(m, encoded))
+          for m in data_markets),
     ]
+
+
+def engine_tables(market_id: str, encoded: list[str]) -> list[str]:
+    """The engine tables a market's daily chain writes (checked at PRE_OPEN)."""
+    tables = [*FEATURE_TABLES, "text_embeddings"]
+    if market_id in encoded:
+        tables += ["numeric_window_embeddings", "joint_embeddings", "profiles"]
+    return tables
 
 
 def encoder_markets() -> list[str]:
@@ -44,10 +56,13 @@ def build_definitions(**resource_overrides) -> Definitions:
     jobs = jobs_for(assets)
     by_name = {j.name: j for j in jobs}
     daily = {m: by_name[daily_job_name(m)] for m in ingestion_config().markets}
+    qc = {m: by_name[qc_job_name(m)] for m in ingestion_config().markets}
     return Definitions(
         assets=assets,
         jobs=jobs,
-        sensors=[market_state_sensor(daily, MarketState.POST_CLOSE, "post_close_daily")],
+        sensors=[market_state_sensor(daily, MarketState.POST_CLOSE, "post_close_daily"),
+                 market_state_sensor(qc, MarketState.PRE_OPEN, "pre_open_qc",
+                                     previous_session=True)],
         resources={**build_resources(), **resource_overrides},
     )
 

@@ -9,6 +9,7 @@ from dagster import (
     AssetExecutionContext,
     AssetKey,
     AssetsDefinition,
+    BackfillPolicy,
     MetadataValue,
     asset,
 )
@@ -34,6 +35,7 @@ def daily_brief_asset(market_ids: list[str], upstream: list[AssetKey]) -> Assets
         group_name=GROUP,
         deps=[AssetDep(k, partition_mapping=same_day_mapping()) for k in upstream],
         partitions_def=partitions_def_for(GLOBAL),
+        backfill_policy=BackfillPolicy.single_run(),
         metadata={"table": "daily_briefs"},
         tags={"prometheus/tier": "2"},
         description="The daily brief (HTML + PNG): regimes, market internals, weakest "

@@ -83,18 +83,43 @@ def training_job(market_id: str,
     )
 
 
+QC_GROUP = "qc"
+
+
+def qc_job_name(market_id: str) -> str:
+    return f"{market_id}_preopen_qc"
+
+
+def qc_job(market_id: str, assets: Sequence[AssetsDefinition]) -> UnresolvedAssetJobDefinition:
+    """A market's pre-open checks of its previous session (started by the PRE_OPEN sensor)."""
+    return define_asset_job(
+        qc_job_name(market_id),
+        selection=AssetSelection.assets(*_keys(assets)),
+        partitions_def=partitions_def_for(market_id),
+        tags={**tier_tags("1"), MARKET_TAG: market_id},
+        description=f"Pre-open quality checks of {market_id}'s previous session.",
+    )
+
+
 def jobs_for(assets: Sequence[AssetsDefinition]) -> list[UnresolvedAssetJobDefinition]:
     """Group assets by partitioning: unpartitioned -> reference job; partitioned by the market's
-    trading days -> its daily job (the market is the first element of the asset key); any
-    other partitioning (model refits) -> the market's training job."""
+    trading days -> its daily job (the market is the first element of the asset key), except
+    pre-open checks (group ``qc``) -> the market's QC job; any other partitioning (model
+    refits) -> the market's training job."""
     unpartitioned = [a for a in assets if a.partitions_def is None]
     by_market: dict[str, list[AssetsDefinition]] = {}
     training: dict[str, list[AssetsDefinition]] = {}
+    qc: dict[str, list[AssetsDefinition]] = {}
     for a in assets:
         if a.partitions_def is None:
             continue
         market = next(iter(a.keys)).path[0]
-        target = by_market if a.partitions_def == partitions_def_for(market) else training
+        if QC_GROUP in a.group_names_by_key.values():
+            target = qc
+        elif a.partitions_def == partitions_def_for(market):
+            target = by_market
+        else:
+            target = training
         target.setdefault(market, []).append(a)
     jobs = [reference_job(unpartitioned)] if unpartitioned else []
     order = {m: i for i, m in enumerate(FOLLOW_THE_SUN)}
@@ -102,4 +127,6 @@ def jobs_for(assets: Sequence[AssetsDefinition]) -> list[UnresolvedAssetJobDefin
         jobs.append(daily_job(market, by_market[market]))
     for market in sorted(training, key=lambda m: order.get(m, len(order))):
         jobs.append(training_job(market, training[market]))
+    for market in sorted(qc, key=lambda m: order.get(m, len(order))):
+        jobs.append(qc_job(market, qc[market]))
     return jobs

@@ -32,15 +32,19 @@ class DueRun:
 
 def due_runs(
     now: pd.Timestamp, markets: list[str], cursor: dict[str, str], state: MarketState,
-    job_name_for=daily_job_name,
+    job_name_for=daily_job_name, previous_session: bool = False,
 ) -> list[DueRun]:
     """Markets that are in ``state`` at ``now`` for a session not yet requested (per cursor).
-    POST_CLOSE requests the session that just closed; PRE_OPEN the session about to open."""
+    POST_CLOSE requests the session that just closed; PRE_OPEN the session about to open, or
+    with ``previous_session`` the one before it (the pre-open checks of D+1 look at D)."""
     out = []
     for market in markets:
-        session = trading_calendar(market).session_for_state(now, state)
+        cal = trading_calendar(market)
+        session = cal.session_for_state(now, state)
         if session is None:
             continue
+        if previous_session:
+            session = cal.previous_trading_day(session)
         key = session.strftime("%Y-%m-%d")
         if cursor.get(market, "") >= key:
             continue
@@ -54,9 +58,11 @@ def _utc_now() -> pd.Timestamp:
 
 def market_state_sensor(jobs: dict[str, Any], state: MarketState, name: str,
                         minimum_interval_seconds: int = 60,
-                        clock: Callable[[], pd.Timestamp] = _utc_now):
+                        clock: Callable[[], pd.Timestamp] = _utc_now,
+                        previous_session: bool = False):
     """A sensor emitting one run request per market and session when the market enters
-    ``state``; ``jobs`` maps market id to the job to run."""
+    ``state``; ``jobs`` maps market id to the job to run (``previous_session``: for the
+    session before the one the state belongs to)."""
     markets = list(jobs)
     job_names = {m: j.name for m, j in jobs.items()}
 
@@ -66,7 +72,8 @@ def market_state_sensor(jobs: dict[str, Any], state: MarketState, name: str,
     def _sensor(context: SensorEvaluationContext) -> SensorResult:
         cursor = json.loads(context.cursor) if context.cursor else {}
         requests = []
-        for due in due_runs(clock(), markets, cursor, state, job_names.__getitem__):
+        for due in due_runs(clock(), markets, cursor, state, job_names.__getitem__,
+                            previous_session):
             requests.append(RunRequest(
                 run_key=due.run_key, job_name=due.job_name, partition_key=due.partition_key,
                 tags={TIER_TAG: "1", MARKET_TAG: due.market_id, "prometheus/state": str(state)},

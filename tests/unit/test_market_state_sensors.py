@@ -39,6 +39,18 @@ def test_pre_open_requests_the_session_about_to_open():
     assert due.partition_key == "2024-07-11" and due.job_name == "US_EQ_pre_open"
 
 
+def test_pre_open_qc_checks_the_previous_session():
+    # US_EQ pre-open on Friday 2024-07-05: the session before is 2024-07-03 (4 July is a holiday)
+    (due,) = due_runs(ts("2024-07-05 12:45"), ["US_EQ"], {}, MarketState.PRE_OPEN,
+                      job_name_for=lambda m: f"{m}_preopen_qc", previous_session=True)
+    assert due.partition_key == "2024-07-03" and due.job_name == "US_EQ_preopen_qc"
+    assert due_runs(ts("2024-07-05 12:50"), ["US_EQ"], {"US_EQ": "2024-07-03"},
+                    MarketState.PRE_OPEN, previous_session=True) == []
+    # the holiday itself has no pre-open, so no request
+    assert due_runs(ts("2024-07-04 12:45"), ["US_EQ"], {}, MarketState.PRE_OPEN,
+                    previous_session=True) == []
+
+
 def _ticks(day: str, minutes: int = 5) -> list[pd.Timestamp]:
     return list(pd.date_range(ts(f"{day} 00:00"), ts(f"{day} 23:59"), freq=f"{minutes}min"))
 
