@@ -17,6 +17,7 @@ from prometheus_dagster.core.ingestion_config import ingestion_config
 from prometheus_dagster.engines.features import FEATURE_TABLES
 from prometheus_dagster.jobs.daily import daily_job_name, jobs_for, qc_job_name
 from prometheus_dagster.resources import build_resources
+from prometheus_dagster.sensors.alerts import run_failure_alerts
 from prometheus_dagster.sensors.market_state import market_state_sensor
 
 
@@ -62,7 +63,8 @@ def build_definitions(**resource_overrides) -> Definitions:
         jobs=jobs,
         sensors=[market_state_sensor(daily, MarketState.POST_CLOSE, "post_close_daily"),
                  market_state_sensor(qc, MarketState.PRE_OPEN, "pre_open_qc",
-                                     previous_session=True)],
+                                     previous_session=True),
+                 run_failure_alerts()],
         resources={**build_resources(), **resource_overrides},
     )
 
