@@ -123,7 +123,7 @@ def run_demo(quick: bool = False) -> int:
 
     from prometheus_dagster.assets.brief import brief_directory
     from prometheus_dagster.definitions import build_definitions
-    from prometheus_dagster.jobs.daily import REFERENCE_JOB, daily_job_name
+    from prometheus_dagster.jobs.daily import MARKET_TAG, REFERENCE_JOB, daily_job_name
     from prometheus_dagster.resources.warehouse import Warehouse
 
     t0 = time.perf_counter()
@@ -153,14 +153,14 @@ def run_demo(quick: bool = False) -> int:
     jobs = [j.name for j in defs.jobs if j.name not in training]
     order = [REFERENCE_JOB] + [j for j in jobs if j != REFERENCE_JOB]
     for i, name in enumerate(order, 1):
-        market = name.removesuffix("_daily")
-        tags = {} if name == REFERENCE_JOB else _range_tags(market, start, end)
+        job = defs.resolve_job_def(name)
+        market = job.tags.get(MARKET_TAG)
+        tags = {} if market is None else _range_tags(market, start, end)
         if tags is None:
             continue
         label = name if not tags else f"{name} {tags[RANGE_START]}...{tags[RANGE_END]}"
         print(f"==> [{i}/{len(order)}] {label}", flush=True)
         t = time.perf_counter()
-        job = defs.resolve_job_def(name)
         keys = [k for k in job.asset_layer.executable_asset_keys if k != BRIEF]
         result = job.execute_in_process(
             instance=instance, tags=tags, raise_on_error=False, run_config=QUIET,
