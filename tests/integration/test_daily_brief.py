@@ -10,38 +10,20 @@ import pytest
 from dagster import AssetKey, materialize
 
 from prometheus_dagster.assets.brief import daily_brief_asset
-from prometheus_dagster.assets.features import features_assets
-from prometheus_dagster.assets.ingestion import MARKET_TABLES, ingestion_assets
+from prometheus_dagster.assets.ingestion import MARKET_TABLES
 from prometheus_dagster.engines.brief import collect_brief, render_brief
 from prometheus_dagster.engines.features import FEATURE_TABLES
-from prometheus_dagster.resources import build_resources
-from prometheus_dagster.resources.sources import SourceResource
-from prometheus_dagster.resources.warehouse import Warehouse
+from tests.integration.file_market import load_file_market, span
 
-FIXTURE = Path(__file__).parents[1] / "fixtures" / "file_source"
 M = "US_EQ"
 DAY = "2024-03-14"
 BRIEF = AssetKey(["GLOBAL", "daily_brief"])
 
 
-def span(a: str, b: str) -> dict:
-    return {"dagster/asset_partition_range_start": a, "dagster/asset_partition_range_end": b}
-
-
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("brief")
-    url = f"duckdb:///{tmp / 'wh.duckdb'}"
-    resources = build_resources(warehouse_url=url, mlflow_uri=f"sqlite:///{tmp / 'mlflow.db'}")
-    resources["source"] = SourceResource(kind="files", files_root=str(FIXTURE))
-    assets = [*ingestion_assets([M]), *features_assets([M]),
-              daily_brief_asset([M], [AssetKey([M, "market_correlation_daily"])])]
-    for selection, kw in (
-            ([AssetKey([M, "instruments"]), AssetKey([M, "issuers"])], {}),
-            ([AssetKey([M, t]) for t in MARKET_TABLES], {"tags": span("2024-01-02", DAY)}),
-            ([AssetKey([M, t]) for t in FEATURE_TABLES], {"tags": span("2024-02-01", DAY)})):
-        assert materialize(assets, resources=resources, selection=selection, **kw).success
-    return Warehouse.from_url(url), resources, assets
+    brief = daily_brief_asset([M], [AssetKey([M, "market_correlation_daily"])])
+    return load_file_market(tmp_path_factory.mktemp("brief"), M, [brief], "2024-01-02", DAY)
 
 
 def test_brief_renders_html_and_png_for_a_past_date(env):

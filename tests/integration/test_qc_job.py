@@ -1,45 +1,29 @@
 """The pre-open QC job through Dagster: a clean session passes and writes its report; a failed
 ingestion unit fails the blocking check and so the run."""
 
-from pathlib import Path
-
 import pandas as pd
 import pytest
-from dagster import AssetKey, DagsterInstance
+from dagster import DagsterInstance
 
-from prometheus_dagster.assets.features import features_assets
-from prometheus_dagster.assets.ingestion import MARKET_TABLES, ingestion_assets
+from prometheus_dagster.assets.ingestion import MARKET_TABLES
 from prometheus_dagster.assets.qc import preopen_qc_asset
 from prometheus_dagster.engines.features import FEATURE_TABLES
 from prometheus_dagster.jobs.daily import jobs_for, qc_job_name
-from prometheus_dagster.resources import build_resources
-from prometheus_dagster.resources.sources import SourceResource
-from prometheus_dagster.resources.warehouse import Warehouse
+from tests.integration.file_market import load_file_market
 
-FIXTURE = Path(__file__).parents[1] / "fixtures" / "file_source"
 M = "US_EQ"
 DAYS = ("2024-03-13", "2024-03-14")
 
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
-    from dagster import Definitions, materialize
+    from dagster import Definitions
 
-    tmp = tmp_path_factory.mktemp("qc")
-    url = f"duckdb:///{tmp / 'wh.duckdb'}"
-    resources = build_resources(warehouse_url=url, mlflow_uri=f"sqlite:///{tmp / 'mlflow.db'}")
-    resources["source"] = SourceResource(kind="files", files_root=str(FIXTURE))
-    assets = [*ingestion_assets([M]), *features_assets([M]),
-              preopen_qc_asset(M, list(MARKET_TABLES), list(FEATURE_TABLES))]
-    span = {"dagster/asset_partition_range_start": "2024-01-02",
-            "dagster/asset_partition_range_end": DAYS[-1]}
-    for selection, kw in (
-            ([AssetKey([M, "instruments"]), AssetKey([M, "issuers"])], {}),
-            ([AssetKey([M, t]) for t in MARKET_TABLES], {"tags": span}),
-            ([AssetKey([M, t]) for t in FEATURE_TABLES], {"tags": span})):
-        assert materialize(assets, resources=resources, selection=selection, **kw).success
+    qc = preopen_qc_asset(M, list(MARKET_TABLES), list(FEATURE_TABLES))
+    wh, resources, assets = load_file_market(tmp_path_factory.mktemp("qc"), M, [qc],
+                                             "2024-01-02", DAYS[-1])
     defs = Definitions(assets=assets, jobs=jobs_for(assets), resources=resources)
-    return Warehouse.from_url(url), defs.resolve_job_def(qc_job_name(M))
+    return wh, defs.resolve_job_def(qc_job_name(M))
 
 
 def test_clean_session_passes_and_is_reported(env):
