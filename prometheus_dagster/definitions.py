@@ -11,13 +11,14 @@ from prometheus_dagster.assets.ingestion import MARKET_TABLES, ingestion_assets
 from prometheus_dagster.assets.profiles import profile_assets
 from prometheus_dagster.assets.qc import preopen_qc_asset
 from prometheus_dagster.assets.reference import reference_assets
-from prometheus_dagster.core.calendars import MarketState, market_ids
+from prometheus_dagster.core.calendars import GLOBAL, MarketState, market_ids
 from prometheus_dagster.core.config import load_engine_config
 from prometheus_dagster.core.ingestion_config import ingestion_config
 from prometheus_dagster.engines.features import FEATURE_TABLES
 from prometheus_dagster.jobs.daily import daily_job_name, jobs_for, qc_job_name
 from prometheus_dagster.resources import build_resources
 from prometheus_dagster.sensors.alerts import run_failure_alerts
+from prometheus_dagster.sensors.global_after_regional import global_after_regional_sensor
 from prometheus_dagster.sensors.market_state import market_state_sensor
 
 
@@ -64,6 +65,8 @@ def build_definitions(**resource_overrides) -> Definitions:
         sensors=[market_state_sensor(daily, MarketState.POST_CLOSE, "post_close_daily"),
                  market_state_sensor(qc, MarketState.PRE_OPEN, "pre_open_qc",
                                      previous_session=True),
+                 global_after_regional_sensor(list(ingestion_config().markets),
+                                              by_name[daily_job_name(GLOBAL)]),
                  run_failure_alerts()],
         resources={**build_resources(), **resource_overrides},
     )
