@@ -20,6 +20,7 @@ from prometheus_dagster.resources import build_resources
 from prometheus_dagster.sensors.alerts import run_failure_alerts
 from prometheus_dagster.sensors.global_after_regional import global_after_regional_sensor
 from prometheus_dagster.sensors.market_state import market_state_sensor
+from prometheus_dagster.sensors.slo import slo_sensor
 
 
 def build_assets() -> list:
@@ -67,6 +68,7 @@ def build_definitions(**resource_overrides) -> Definitions:
                                      previous_session=True),
                  global_after_regional_sensor(list(ingestion_config().markets),
                                               by_name[daily_job_name(GLOBAL)]),
+                 slo_sensor(list(ingestion_config().markets)),
                  run_failure_alerts()],
         resources={**build_resources(), **resource_overrides},
     )
