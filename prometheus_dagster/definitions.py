@@ -11,6 +11,7 @@ from prometheus_dagster.assets.ingestion import MARKET_TABLES, ingestion_assets
 from prometheus_dagster.assets.profiles import profile_assets
 from prometheus_dagster.assets.qc import preopen_qc_asset
 from prometheus_dagster.assets.reference import reference_assets
+from prometheus_dagster.assets.regime import regime_assets, regime_regions
 from prometheus_dagster.core.calendars import GLOBAL, MarketState, market_ids
 from prometheus_dagster.core.config import load_engine_config
 from prometheus_dagster.core.ingestion_config import ingestion_config
@@ -26,26 +27,31 @@ from prometheus_dagster.sensors.slo import slo_sensor
 def build_assets() -> list:
     data_markets = list(ingestion_config().markets)
     encoded = [m for m in encoder_markets() if m in data_markets]
+    regions = regime_regions(data_markets)
     brief_inputs = [AssetKey([m, t]) for m in data_markets
                     for t in ("market_correlation_daily", "profiles")
                     if t != "profiles" or m in encoded]
+    brief_inputs += [AssetKey([r, "regimes"]) for r in regions]
     return [
         *reference_assets(market_ids()),
         *ingestion_assets(data_markets),
         *features_assets(data_markets),
         *encoder_assets(encoded, data_markets),
         *profile_assets(encoded),
+        *regime_assets(data_markets),
         daily_brief_asset(data_markets, brief_inputs),
-        *(preopen_qc_asset(m, list(MARKET_TABLES), engine_tables(m, encoded))
+        *(preopen_qc_asset(m, list(MARKET_TABLES), engine_tables(m, encoded, list(regions)))
           for m in data_markets),
     ]
 
 
-def engine_tables(market_id: str, encoded: list[str]) -> list[str]:
+def engine_tables(market_id: str, encoded: list[str], regions: list[str]) -> list[str]:
     """The engine tables a market's daily chain writes (checked at PRE_OPEN)."""
     tables = [*FEATURE_TABLES, "text_embeddings"]
     if market_id in encoded:
         tables += ["numeric_window_embeddings", "joint_embeddings", "profiles"]
+    if market_id in regions:
+        tables.append("regimes")
     return tables
 
 

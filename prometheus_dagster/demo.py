@@ -6,8 +6,9 @@ Three stages:
    single-run backfill per market on an in-memory Dagster instance. Dagster records one event
    per partition and asset; on the SQLite instance that is ~20 ms each, so bulk history goes
    through an ephemeral instance and only its data persists.
-2. **Model training**: each market's encoders for the demo year (trained on the history before
-   1 January of that year, registered in MLflow).
+2. **Model training**: each market's encoders for the demo year and each region's regime
+   prototypes for the demo window's refit period (trained on the history before the period,
+   registered in MLflow).
 3. **Daily chain**: reference data, then each market's daily job over the demo window (the last
    quarter of the embedded market) as one single-run backfill, in follow-the-sun order, then
    GLOBAL, on the Dagster instance under $DAGSTER_HOME, so every run shows in the UI.
@@ -26,7 +27,7 @@ from prometheus_dagster.core.calendars import GLOBAL, trading_calendar
 from prometheus_dagster.core.ingestion_config import ingestion_config
 from prometheus_dagster.core.paths import mlflow_tracking_uri, prometheus_home, warehouse_path
 
-TRAINING_SUFFIX = "_model_training"
+TRAINING_SUFFIX = "_training"
 BRIEF = AssetKey([GLOBAL, "daily_brief"])
 RANGE_START = "dagster/asset_partition_range_start"
 RANGE_END = "dagster/asset_partition_range_end"
@@ -111,6 +112,17 @@ def _print_encoders(wh) -> None:
               f" = {m.get('recall_at_10_vs_random', float('nan')):.1f}x random")
 
 
+def _print_regimes(wh, end: pd.Timestamp) -> None:
+    reg = wh.read("regimes", columns=["market_id", "as_of_date", "regime_label", "confidence",
+                                      "alert_level", "model_id"])
+    if reg.empty:
+        return
+    print("\n==> Latest regime per region")
+    for r in reg.sort_values("as_of_date").groupby("market_id").tail(1).itertuples():
+        print(f"    {r.market_id:<8} {pd.Timestamp(r.as_of_date).date()}  {r.regime_label:<18}"
+              f" confidence {r.confidence:.2f}  alert {r.alert_level:<6} ({r.model_id})")
+
+
 def _print_failures(result) -> None:
     for event in result.all_events:
         if event.event_type_value == "STEP_FAILURE":
@@ -141,10 +153,12 @@ def run_demo(quick: bool = False) -> int:
         print(f"    history {'ok' if ok else 'FAILED'} in {stages[-1][1]:.1f}s", flush=True)
     training = [j.name for j in defs.jobs if j.name.endswith(TRAINING_SUFFIX)]
     for name in training:
-        key = f"{start.year}-01-01"
-        print(f"==> {name} {key} (encoders trained on data before {start.year})", flush=True)
+        job = defs.resolve_job_def(name)
+        key = job.partitions_def.get_partition_key_for_timestamp(
+            start.tz_localize("UTC").timestamp())
+        print(f"==> {name} {key} (trained on data before {key})", flush=True)
         t = time.perf_counter()
-        result = defs.resolve_job_def(name).execute_in_process(
+        result = job.execute_in_process(
             instance=instance, partition_key=key, raise_on_error=False, run_config=QUIET)
         stages.append((name, time.perf_counter() - t, "ok" if result.success else "FAILED"))
         print(f"    {stages[-1][2]} in {stages[-1][1]:.1f}s (run {result.run_id[:8]})",
@@ -184,13 +198,15 @@ def run_demo(quick: bool = False) -> int:
     print("\n==> Rows in the warehouse")
     for table in ("prices_daily", "corporate_actions", "fundamentals", "news_articles",
                   "macro_time_series", "ingestion_runs", "returns_daily", "text_embeddings",
-                  "numeric_window_embeddings", "joint_embeddings", "profiles", "models",
-                  "truth.regime_path"):
+                  "numeric_window_embeddings", "joint_embeddings", "profiles", "regimes",
+                  "engine_decisions", "models", "truth.regime_path"):
         if wh.table_exists(table):
             n = wh.query(f"select count(*) as n from {table}")["n"].iloc[0]
             print(f"    {table:<24} {n:>10,}")
     if wh.table_exists("models"):
         _print_encoders(wh)
+    if wh.table_exists("regimes"):
+        _print_regimes(wh, end)
     total = time.perf_counter() - t0
     print(f"\n==> Done in {total:.1f}s " + ", ".join(f"{n} {t:.1f}s" for n, t, _ in stages))
     print(f"""

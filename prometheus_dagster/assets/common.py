@@ -43,3 +43,18 @@ def require_quality_passed(
             f"{market_id}: upstream data failed its quality gate and was not refreshed ({units}); "
             "fix the source and re-ingest these partitions first"
         )
+
+
+def write_decisions(warehouse: Warehouse, context: AssetExecutionContext, engine_name: str,
+                    market_id: str, dates: list[pd.Timestamp], decisions: pd.DataFrame,
+                    mlflow_run_id: str | None = None) -> int:
+    """Replace an engine's ``engine_decisions`` rows of ``market_id`` on ``dates`` with
+    ``decisions`` (one row per decision context: ``context_id``, ``as_of_date``, ``config_id``,
+    ``model_id``, ``input_refs``, ``proposed_action``). Ids are ``<engine>:<context_id>``, so a
+    re-run replaces its decisions instead of adding to them."""
+    rows = decisions.assign(
+        decision_id=[f"{engine_name}:{c}" for c in decisions["context_id"]],
+        engine_name=engine_name, market_id=market_id, dagster_run_id=context.run.run_id,
+        mlflow_run_id=mlflow_run_id)
+    return warehouse.write_partitions("engine_decisions", rows, market_id=market_id,
+                                      dates=dates, extra={"engine_name": engine_name})

@@ -185,7 +185,8 @@ def encoder_training_asset(market_id: str, first_year: int) -> AssetsDefinition:
         group_name=GROUP,
         deps=[AssetKey([market_id, t]) for t in inputs],
         partitions_def=yearly_refit_partitions_def(first_year),
-        metadata={"table": "models"},
+        metadata={"table": "models", "partition_extra": {
+            "model_type": ["numeric_window_encoder", "joint_encoder"]}},
         tags={"prometheus/tier": "2"},
         description=f"Numeric window encoder and joint text <-> window encoder for "
                     f"{market_id}: partition Y is trained on data before 1 January Y and "

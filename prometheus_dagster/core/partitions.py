@@ -60,13 +60,24 @@ def partitions_def_for(market_id: str) -> DailyPartitionsDefinition:
     return global_partitions_def() if market_id == GLOBAL else market_partitions_def(market_id)
 
 
+REFIT_CRONS = {"yearly": "0 0 1 1 *", "quarterly": "0 0 1 */3 *", "monthly": "0 0 1 * *"}
+
+
 @functools.cache
-def yearly_refit_partitions_def(first_year: int) -> TimeWindowPartitionsDefinition:
-    """Model refits: partition ``Y-01-01`` is the model used for dates in year Y, trained on
-    data dated before 1 January Y. The current year's partition exists from its first day."""
+def refit_partitions_def(cadence: str, first_year: int) -> TimeWindowPartitionsDefinition:
+    """Model refits: partition ``P`` (the first day of a year, quarter or month) is the model
+    used for dates in that period, trained on data dated before ``P``. The current period's
+    partition exists from its first day."""
+    if cadence not in REFIT_CRONS:
+        raise ValueError(f"unknown refit cadence {cadence!r}; use one of {', '.join(REFIT_CRONS)}")
     return TimeWindowPartitionsDefinition(
-        cron_schedule="0 0 1 1 *", start=f"{first_year}-01-01", fmt=PARTITION_FMT,
+        cron_schedule=REFIT_CRONS[cadence], start=f"{first_year}-01-01", fmt=PARTITION_FMT,
         timezone="UTC", end_offset=1)
+
+
+def yearly_refit_partitions_def(first_year: int) -> TimeWindowPartitionsDefinition:
+    """Yearly refits: partition ``Y-01-01`` is trained on data dated before 1 January Y."""
+    return refit_partitions_def("yearly", first_year)
 
 
 def model_for_date_mapping() -> PartitionMapping:

@@ -183,6 +183,19 @@ register_table(TableSchema("engine_decisions", (
 ), primary_key=("decision_id",), partition_column="as_of_date", market_column="market_id",
     extra_key_columns=("engine_name",)))
 
+register_table(TableSchema("models", (
+    _req("model_id", "str", "registered name / version"),
+    _req("model_name", "str", "MLflow Model Registry name"), _req("version", "int"),
+    _req("market_id", "str"), _req("model_type", "str"),
+    _req("valid_from", "date", "first date the model is meant for (its refit partition)"),
+    _req("trained_through", "date", "last date of its training data"),
+    _req("artifact_uri", "str"),
+    _c("training_spec", "json", "what it was trained on, with which config"),
+    _c("metrics", "json", "training and held-out metrics"),
+    _c("mlflow_run_id", "str"), _c("dagster_run_id", "str"), _req("config_id", "str"),
+), primary_key=("model_id",), partition_column="valid_from", market_column="market_id",
+    description="Trained models and the MLflow run and artifact behind each version"))
+
 # --- ground truth of the embedded market (never read by engines) ------------------------------
 register_table(TableSchema("regime_path", (
     _req("market_id", "str"), _req("date", "date"), _req("regime", "str"),

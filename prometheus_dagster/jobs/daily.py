@@ -67,15 +67,21 @@ def daily_job(market_id: str, assets: Sequence[AssetsDefinition]) -> UnresolvedA
     )
 
 
-def training_job_name(market_id: str) -> str:
-    return f"{market_id}_model_training"
+ENCODERS_GROUP = "encoders"
 
 
-def training_job(market_id: str,
-                 assets: Sequence[AssetsDefinition]) -> UnresolvedAssetJobDefinition:
-    """A market's model-training assets (partitioned by refit period, not by day), tier 2."""
+def training_job_name(market_id: str, group: str = ENCODERS_GROUP) -> str:
+    """``<M>_model_training`` for the encoders, ``<M>_<group>_training`` for other refits."""
+    return f"{market_id}_model_training" if group == ENCODERS_GROUP \
+        else f"{market_id}_{group}_training"
+
+
+def training_job(market_id: str, assets: Sequence[AssetsDefinition],
+                 group: str = ENCODERS_GROUP) -> UnresolvedAssetJobDefinition:
+    """A market's model-training assets of one group (partitioned by refit period, not by
+    day), tier 2."""
     return define_asset_job(
-        training_job_name(market_id),
+        training_job_name(market_id, group),
         selection=AssetSelection.assets(*_keys(assets)),
         partitions_def=assets[0].partitions_def,
         tags={**tier_tags("2"), MARKET_TAG: market_id},
@@ -105,28 +111,28 @@ def jobs_for(assets: Sequence[AssetsDefinition]) -> list[UnresolvedAssetJobDefin
     """Group assets by partitioning: unpartitioned -> reference job; partitioned by the market's
     trading days -> its daily job (the market is the first element of the asset key), except
     pre-open checks (group ``qc``) -> the market's QC job; any other partitioning (model
-    refits) -> the market's training job."""
+    refits) -> the market's training job of the asset's group."""
     unpartitioned = [a for a in assets if a.partitions_def is None]
     by_market: dict[str, list[AssetsDefinition]] = {}
-    training: dict[str, list[AssetsDefinition]] = {}
+    training: dict[tuple[str, str], list[AssetsDefinition]] = {}
     qc: dict[str, list[AssetsDefinition]] = {}
     for a in assets:
         if a.partitions_def is None:
             continue
         market = next(iter(a.keys)).path[0]
-        if QC_GROUP in a.group_names_by_key.values():
-            target = qc
+        groups = set(a.group_names_by_key.values())
+        if QC_GROUP in groups:
+            qc.setdefault(market, []).append(a)
         elif a.partitions_def == partitions_def_for(market):
-            target = by_market
+            by_market.setdefault(market, []).append(a)
         else:
-            target = training
-        target.setdefault(market, []).append(a)
+            training.setdefault((market, min(groups)), []).append(a)
     jobs = [reference_job(unpartitioned)] if unpartitioned else []
     order = {m: i for i, m in enumerate(FOLLOW_THE_SUN)}
     for market in sorted(by_market, key=lambda m: order.get(m, len(order))):
         jobs.append(daily_job(market, by_market[market]))
-    for market in sorted(training, key=lambda m: order.get(m, len(order))):
-        jobs.append(training_job(market, training[market]))
+    for market, group in sorted(training, key=lambda mg: (order.get(mg[0], len(order)), mg[1])):
+        jobs.append(training_job(market, training[(market, group)], group))
     for market in sorted(qc, key=lambda m: order.get(m, len(order))):
         jobs.append(qc_job(market, qc[market]))
     return jobs

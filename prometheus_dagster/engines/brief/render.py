@@ -123,7 +123,8 @@ def render_brief(data: BriefData, png: bytes | None = None) -> str:
     if data.regimes is not None:
         reg = data.regimes
         latest = reg[reg["as_of_date"] == reg["as_of_date"].max()]
-        cols = [c for c in (_region_col(reg), "as_of_date", _label_col(reg), "confidence")
+        cols = [c for c in (_region_col(reg), "as_of_date", _label_col(reg), "confidence",
+                            "alert_level", "warning_count")
                 if c and c in reg.columns]
         parts += ["<h2>Regime per region</h2>", _table(latest[cols])]
     parts += ["<h2>Market internals</h2>", _table(data.internals, "{:.4f}")]

@@ -52,16 +52,3 @@ JOINT_EMBEDDINGS = register_table(TableSchema("joint_embeddings", (
     partition_column="as_of_date", market_column="market_id"))
 
 EMBEDDING_TABLES = ("text_embeddings", "numeric_window_embeddings", "joint_embeddings")
-
-MODELS = register_table(TableSchema("models", (
-    _req("model_id", "str", "registered name / version"),
-    _req("model_name", "str", "MLflow Model Registry name"), _req("version", "int"),
-    _req("market_id", "str"), _req("model_type", "str"),
-    _req("valid_from", "date", "first date the model is meant for (its refit partition)"),
-    _req("trained_through", "date", "last date of its training data"),
-    _req("artifact_uri", "str"),
-    _opt("training_spec", "json", "what it was trained on, with which config"),
-    _opt("metrics", "json", "training and held-out metrics"),
-    _opt("mlflow_run_id", "str"), _opt("dagster_run_id", "str"), _req("config_id", "str"),
-), primary_key=("model_id",), partition_column="valid_from", market_column="market_id",
-    description="Trained models and the MLflow run and artifact behind each version"))

@@ -1,0 +1,104 @@
+"""Online assignment: each session's features -> the prototypes valid on that session (trained
+strictly before it) -> raw label and posterior -> causal smoothing over the whole modelled
+history -> confidence, next-regime probabilities, early-warning level, embedding."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+
+from prometheus_dagster.engines.regime.config import RegimeConfig
+from prometheus_dagster.engines.regime.model import RegimeModel
+from prometheus_dagster.engines.regime.smoothing import next_regime_probabilities, smooth_labels
+from prometheus_dagster.engines.regime.warnings import early_warnings
+
+DRIVERS = 3
+
+
+def assign_regimes(region: str, features: pd.DataFrame,
+                   models: Mapping[pd.Timestamp, tuple[str, RegimeModel] | None],
+                   config: RegimeConfig, config_id: str) -> pd.DataFrame:
+    """``regimes`` rows for every session of ``features`` that has a model (``models`` maps a
+    session to (model row id, model) or None). Sessions are processed in date order from the
+    first modelled one, so the smoothed label of a session depends only on sessions up to it."""
+    dates = [d for d in features.index if models.get(d) is not None]
+    if not dates:
+        return pd.DataFrame()
+    feats = features.loc[dates]
+    n = len(dates)
+    raw = np.empty(n, dtype=object)
+    info: list[dict] = [{} for _ in range(n)]
+    groups: dict[str, list[int]] = {}
+    for i, d in enumerate(dates):
+        groups.setdefault(models[d][0], []).append(i)
+    for mid, idx in groups.items():
+        model = models[dates[idx[0]]][1]
+        sub = feats.iloc[idx]
+        z, missing = model.standardise(sub)
+        post, dist = model.cluster_posterior(z)
+        soft, _ = model.cluster_posterior(z, model.temperature)
+        lab_post = model.label_posterior(post)
+        lab_soft = model.label_posterior(soft)
+        emb = model.embedding(z)
+        best = np.argmax(lab_post, axis=1)
+        for j, i in enumerate(idx):
+            raw[i] = model.labels[best[j]]
+            order = np.argsort(-np.abs(z[j]), kind="stable")[:DRIVERS]
+            by_label: dict[str, float] = {}
+            for k, lab in enumerate(model.cluster_labels):
+                by_label[lab] = min(by_label.get(lab, np.inf), float(dist[j, k]))
+            info[i] = {
+                "model_id": mid, "model": model, "soft": lab_soft[j], "embedding": emb[j],
+                "cluster": int(np.argmax(post[j])),
+                "distances": {k: round(v, 4) for k, v in by_label.items()},
+                "drivers": {model.features[k]: round(float(z[j, k]), 3) for k in order},
+                "missing": [model.features[k] for k in np.flatnonzero(missing[j])],
+                "label_probabilities": {lab: round(float(lab_soft[j, k]), 4)
+                                        for k, lab in enumerate(model.labels)},
+            }
+    smoothed = smooth_labels(list(raw), config.min_regime_duration_days,
+                             config.confirmation_days)
+    warn = early_warnings(features, config.early_warning).loc[dates]
+    rows = []
+    for i, d in enumerate(dates):
+        it = info[i]
+        model: RegimeModel = it["model"]
+        label = smoothed[i]
+        if label in model.labels:
+            confidence = float(it["soft"][model.labels.index(label)])
+            tomorrow, after, expected = next_regime_probabilities(
+                np.asarray(model.transition), model.labels, label)
+        else:  # a label the version of this date cannot produce (held from an older one)
+            confidence, tomorrow, after, expected = 0.0, {}, {}, float("nan")
+        w = warn.iloc[i]
+        rows.append({
+            "market_id": region, "as_of_date": d, "regime_label": label,
+            "confidence": round(confidence, 6), "raw_label": raw[i],
+            "label_probabilities": it["label_probabilities"],
+            "next_day_probabilities": {k: round(v, 4) for k, v in tomorrow.items()},
+            "next_regime_probabilities": {k: round(v, 4) for k, v in after.items()},
+            "expected_remaining_days": expected if np.isfinite(expected) else None,
+            "alert_level": w["alert_level"], "warning_count": int(w["warning_count"]),
+            "warning_domains": w["warning_domains"], "warnings": w["warnings"],
+            "regime_embedding": it["embedding"].astype(np.float32),
+            "diagnostics": {"cluster": it["cluster"], "distances": it["distances"],
+                            "drivers": it["drivers"], "missing_features": it["missing"],
+                            "features": {f: (None if pd.isna(v) else round(float(v), 6))
+                                         for f, v in feats.iloc[i].items()}},
+            "model_id": it["model_id"], "config_id": config_id,
+        })
+    return pd.DataFrame(rows)
+
+
+def regime_path_summary(regimes: pd.DataFrame) -> dict[str, float]:
+    """Metrics of a label path: share of sessions per label, number of switches, mean
+    confidence."""
+    if regimes.empty:
+        return {}
+    labels = regimes.sort_values("as_of_date")["regime_label"].astype(str)
+    out = {f"share_{k}": float(v) for k, v in labels.value_counts(normalize=True).items()}
+    out["switches"] = float((labels != labels.shift()).sum() - 1)
+    out["mean_confidence"] = float(regimes["confidence"].mean())
+    return out

@@ -1,0 +1,173 @@
+"""Configuration of the regime engine (``configs/engines/regime.yaml``)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from prometheus_dagster.core.config import StrictModel, VersionedConfig, register_config_model
+
+REGIME_LABELS: tuple[str, ...] = (
+    "RISK_ON_LOW_VOL", "RISK_ON_HIGH_VOL", "TRANSITION", "RISK_OFF_GRINDING", "RISK_OFF_PANIC",
+    "RECOVERY",
+)
+RISK_OFF_LABELS: tuple[str, ...] = ("RISK_OFF_GRINDING", "RISK_OFF_PANIC")
+ALERT_LEVELS: tuple[str, ...] = ("GREEN", "YELLOW", "ORANGE", "RED")
+# what a macro series stands for in a region's features
+MACRO_ROLES: tuple[str, ...] = (
+    "implied_vol", "credit_spread", "credit_spread_hy", "rate_short", "rate_long", "commodity",
+    "haven", "inflation", "unemployment",
+)
+DOMAINS: tuple[str, ...] = ("credit", "curve_rates", "internals", "positioning", "macro")
+
+
+class RegionConfig(StrictModel):
+    """Where a region's features come from. A market region reads its own market internals
+    (``market_correlation_daily``); GLOBAL averages its ``members``' internals. ``macro`` maps a
+    role to candidate series ids: the first one present in ``macro_time_series`` is used."""
+
+    members: tuple[str, ...] = Field(
+        (), description="GLOBAL only: markets whose index and internals are averaged")
+    macro: dict[str, tuple[str, ...]] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _roles(self) -> RegionConfig:
+        unknown = sorted(set(self.macro) - set(MACRO_ROLES))
+        if unknown:
+            raise ValueError(f"unknown macro role(s) {unknown}; roles are {list(MACRO_ROLES)}")
+        return self
+
+
+class Refit(StrictModel):
+    cadence: Literal["yearly", "quarterly", "monthly"] = Field(
+        "quarterly", description="a new prototype version at the start of each period")
+    first_year: int = Field(2006, ge=1990)
+    min_training_sessions: int = Field(
+        120, ge=30, description="rows of complete features a fit needs")
+    max_history_years: int = Field(0, ge=0, description="0: expanding window")
+
+
+class Labelling(StrictModel):
+    """How a cluster's characteristics name it. Percentiles rank the cluster's mean stress in
+    the daily stress index of the training history; trends and drawdown are in z units."""
+
+    calm_percentile: float = Field(0.55, gt=0, lt=1)
+    risk_off_percentile: float = Field(0.75, gt=0, lt=1)
+    panic_percentile: float = Field(0.97, gt=0, lt=1)
+    rising_trend: float = Field(0.6)
+    falling_trend: float = Field(-0.8)
+    deep_drawdown: float = Field(0.5)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Labelling:
+        if not self.calm_percentile < self.risk_off_percentile < self.panic_percentile:
+            raise ValueError("percentiles must satisfy calm < risk_off < panic")
+        if not self.falling_trend < self.rising_trend:
+            raise ValueError("falling_trend must be below rising_trend")
+        return self
+
+
+class ModelSettings(StrictModel):
+    model_id: str = "regime-gmm-v1"
+    features: tuple[str, ...] = Field(
+        ("implied_vol", "vol_short", "credit_level", "ret_short"),
+        description="window features the prototypes are fitted on (those the region has)")
+    num_clusters: int = Field(12, ge=2, le=30)
+    covariance_type: Literal["full", "diag", "tied", "spherical"] = "diag"
+    n_init: int = Field(4, ge=1)
+    seed: int = 11
+    regularisation: float = Field(1e-3, gt=0, description="added to covariance diagonals")
+    posterior_temperature: float = Field(
+        3.0, ge=1.0, description="log-likelihoods are divided by this before the posterior: "
+                                 "softer, better calibrated confidence")
+    min_feature_coverage: float = Field(
+        0.8, gt=0, le=1, description="a feature enters the model when present on this share "
+                                     "of training sessions")
+    labelling: Labelling = Labelling()
+    transition_prior: float = Field(
+        0.5, ge=0, description="pseudo-count added to each transition cell")
+
+
+class Indicator(StrictModel):
+    """A leading indicator: a feature (or ``<role>`` macro change) whose trailing percentile
+    beyond ``percentile`` (``direction`` high: above it; low: below it) is a warning."""
+
+    feature: str
+    domain: Literal["credit", "curve_rates", "internals", "positioning", "macro"]
+    direction: Literal["high", "low"]
+    percentile: float = Field(0.9, gt=0, lt=1)
+
+
+def _default_indicators() -> tuple[Indicator, ...]:
+    rows = (
+        ("credit_level", "credit", "high", 0.9), ("credit_change", "credit", "high", 0.9),
+        ("credit_hy_gap", "credit", "high", 0.9), ("credit_hy_change", "credit", "high", 0.9),
+        ("curve_slope", "curve_rates", "low", 0.1),
+        ("rate_short_change", "curve_rates", "low", 0.1),
+        ("rate_long_change", "curve_rates", "low", 0.1),
+        ("vol_short", "internals", "high", 0.9), ("drawdown", "internals", "low", 0.1),
+        ("breadth", "internals", "low", 0.1), ("avg_corr", "internals", "high", 0.9),
+        ("dispersion", "internals", "high", 0.9),
+        ("implied_vol", "positioning", "high", 0.9),
+        ("implied_vol_change", "positioning", "high", 0.9),
+        ("implied_minus_realised", "positioning", "high", 0.9),
+        ("commodity_return", "macro", "low", 0.1), ("haven_return", "macro", "high", 0.9),
+        ("unemployment_change", "macro", "high", 0.9), ("inflation_level", "macro", "high", 0.9),
+    )
+    return tuple(Indicator(feature=f, domain=d, direction=s, percentile=p)  # type: ignore[arg-type]
+                 for f, d, s, p in rows)
+
+
+class AlertLevels(StrictModel):
+    """Warnings -> GREEN / YELLOW / ORANGE / RED; a level above GREEN also needs warnings in
+    at least ``min_domains`` of that level (cross-domain confirmation), else it drops a level."""
+
+    yellow: int = Field(3, ge=1)
+    orange: int = Field(6, ge=1)
+    red: int = Field(10, ge=1)
+    yellow_min_domains: int = Field(2, ge=1)
+    orange_min_domains: int = Field(2, ge=1)
+    red_min_domains: int = Field(3, ge=1)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> AlertLevels:
+        if not self.yellow < self.orange < self.red:
+            raise ValueError("thresholds must satisfy yellow < orange < red")
+        return self
+
+
+class EarlyWarning(StrictModel):
+    history_sessions: int = Field(
+        756, ge=20, description="trailing sessions the percentile of an indicator is taken in")
+    min_history_sessions: int = Field(126, ge=10)
+    indicators: tuple[Indicator, ...] = Field(default_factory=_default_indicators)
+    levels: AlertLevels = AlertLevels()
+
+
+@register_config_model("regime")
+class RegimeConfig(VersionedConfig):
+    """Regime engine: cross-asset window features per region -> Gaussian-mixture prototypes
+    fitted point in time -> labelled clusters -> smoothed labels with confidence, transition
+    probabilities and an early-warning alert level."""
+
+    engine: Literal["regime"] = "regime"
+    version: str = "1"
+    window: int = Field(63, ge=10, le=504, description="trading sessions of the feature window")
+    min_regime_duration_days: int = Field(
+        5, ge=1, description="a regime is held at least this many sessions")
+    confirmation_days: int = Field(
+        2, ge=1, description="sessions a new raw label must persist before a switch")
+    macro_max_staleness_days: dict[str, int] = Field(
+        default_factory=lambda: {"D": 7, "W": 14, "M": 70, "Q": 190},
+        description="calendar days a macro value is carried forward, by its frequency")
+    embedding_dim: int = Field(384, ge=8)
+    regions: dict[str, RegionConfig] = Field(default_factory=dict)
+    model: ModelSettings = ModelSettings()
+    refit: Refit = Refit()
+    early_warning: EarlyWarning = EarlyWarning()
+
+    @property
+    def short_window(self) -> int:
+        """Sessions of the short horizon: a third of the window (at least 5)."""
+        return max(5, round(self.window / 3))

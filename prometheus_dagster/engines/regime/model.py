@@ -1,0 +1,291 @@
+"""Regime prototypes: a Gaussian mixture over standardised window features, each cluster
+labelled from its characteristics, plus the transition matrix of the labels it produced on its
+training history. Saved as plain JSON; inference is deterministic row by row (a row's result
+never depends on which other rows share the call)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from prometheus_dagster.core.errors import PrometheusError
+from prometheus_dagster.engines.regime.config import REGIME_LABELS, RegimeConfig
+from prometheus_dagster.engines.regime.features import LOG_FEATURES, STRESS_FEATURES
+
+Z_CLIP = 6.0
+CHARACTERISTICS = ("stress", "trend_short", "trend_long", "drawdown")
+
+
+class RegimeTrainingError(PrometheusError):
+    """Not enough usable history to fit regime prototypes."""
+
+
+@dataclass
+class RegimeModel:
+    features: list[str]
+    log_features: list[str]             # features fitted on their logarithm
+    mean: list[float]
+    scale: list[float]
+    weights: list[float]
+    means: list[list[float]]            # (k, d) in z units
+    precision_chol: list[list[list[float]]]  # (k, d, d)
+    cluster_labels: list[str]
+    cluster_characteristics: list[dict[str, float]]
+    labels: list[str]                   # labels the model can produce, in REGIME_LABELS order
+    transition: list[list[float]]       # P[from, to] over ``labels``
+    temperature: float
+    trained_through: str
+    training_rows: int
+    first_training_date: str
+    embedding_dim: int
+    embedding_seed: int
+    window: int
+
+    # --- persistence -------------------------------------------------------------------------
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> RegimeModel:
+        return cls(**json.loads(text))
+
+    def save(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.write_text(self.to_json())
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> RegimeModel:
+        return cls.from_json(Path(path).read_text())
+
+    # --- inference -----------------------------------------------------------------------------
+    def standardise(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """(z, missing mask): the model's features of ``frame`` in z units (clipped); a missing
+        value is set to the training mean (z = 0) and flagged."""
+        x = transform(frame, self.features, self.log_features)
+        missing = ~np.isfinite(x)
+        z = (np.where(missing, np.asarray(self.mean), x) - np.asarray(self.mean)) \
+            / np.asarray(self.scale)
+        return np.clip(z, -Z_CLIP, Z_CLIP), missing
+
+    def component_log_density(self, z: np.ndarray) -> np.ndarray:
+        """(n, k) log N(z | mu_k, Sigma_k), accumulated feature by feature (row-independent)."""
+        n, d = z.shape
+        means = np.asarray(self.means)
+        chol = np.asarray(self.precision_chol)
+        out = np.empty((n, len(self.weights)))
+        for k in range(len(self.weights)):
+            y = np.zeros((n, d))
+            for j in range(d):
+                y += (z[:, j] - means[k, j])[:, None] * chol[k, j, :][None, :]
+            sq = np.zeros(n)
+            for j in range(d):
+                sq += y[:, j] * y[:, j]
+            log_det = float(np.sum(np.log(np.diag(chol[k]))))
+            out[:, k] = -0.5 * (d * np.log(2 * np.pi) + sq) + log_det
+        return out
+
+    def cluster_posterior(self, z: np.ndarray, temperature: float = 1.0
+                          ) -> tuple[np.ndarray, np.ndarray]:
+        """(posterior (n, k), Mahalanobis distances (n, k)); ``temperature`` > 1 divides the
+        log-likelihoods first (a softer posterior for confidence)."""
+        logd = self.component_log_density(z)
+        d = z.shape[1]
+        chol = np.asarray(self.precision_chol)
+        log_det = np.array([np.sum(np.log(np.diag(c))) for c in chol])
+        dist = np.sqrt(np.maximum(-2 * (logd - log_det[None, :]) - d * np.log(2 * np.pi), 0))
+        a = np.log(np.asarray(self.weights))[None, :] + logd / temperature
+        a = a - a.max(axis=1, keepdims=True)
+        p = np.exp(a)
+        return p / p.sum(axis=1, keepdims=True), dist
+
+    def label_posterior(self, cluster_post: np.ndarray) -> np.ndarray:
+        """(n, len(labels)) probabilities of each label (sum over its clusters)."""
+        out = np.zeros((cluster_post.shape[0], len(self.labels)))
+        for k, lab in enumerate(self.cluster_labels):
+            out[:, self.labels.index(lab)] += cluster_post[:, k]
+        return out
+
+    def embedding(self, z: np.ndarray) -> np.ndarray:
+        """Unit vectors in R^embedding_dim: z mapped by a fixed orthonormal basis (so cosine
+        similarities are those of the standardised feature vectors)."""
+        basis = embedding_basis(self.embedding_dim, len(self.features), self.embedding_seed)
+        e = np.zeros((z.shape[0], self.embedding_dim))
+        for j in range(z.shape[1]):
+            e += z[:, j][:, None] * basis[:, j][None, :]
+        norm = np.sqrt(np.sum(e * e, axis=1, keepdims=True))
+        return np.where(norm > 0, e / np.where(norm > 0, norm, 1.0), 0.0)
+
+
+def embedding_basis(dim: int, d: int, seed: int) -> np.ndarray:
+    """(dim, d) matrix with orthonormal columns, fixed by ``seed``."""
+    rng = np.random.default_rng(seed)
+    q, r = np.linalg.qr(rng.standard_normal((dim, max(d, 1))))
+    return (q * np.sign(np.diag(r))[None, :])[:, :d]
+
+
+def transform(frame: pd.DataFrame, features: list[str], log_features: list[str]) -> np.ndarray:
+    """(n, d) model inputs: the features in order, logs where listed (non-positive -> NaN)."""
+    cols = []
+    for f in features:
+        v = frame[f].to_numpy(dtype=float) if f in frame.columns else np.full(len(frame), np.nan)
+        if f in log_features:
+            with np.errstate(invalid="ignore", divide="ignore"):
+                v = np.log(np.where(v > 0, v, np.nan))
+        cols.append(v)
+    return np.column_stack(cols) if cols else np.zeros((len(frame), 0))
+
+
+# --- fitting ---------------------------------------------------------------------------------
+def select_features(features: pd.DataFrame, candidates: tuple[str, ...],
+                    min_coverage: float) -> list[str]:
+    """Model features present on at least ``min_coverage`` of the training sessions."""
+    cols = [f for f in candidates if f in features.columns]
+    if not len(features):
+        return []
+    return [f for f in cols if features[f].notna().mean() >= min_coverage]
+
+
+def characteristics(frame: pd.DataFrame, responsibility: np.ndarray
+                    ) -> list[dict[str, float]]:
+    """Per cluster, from its members on the training history (weighted by responsibility) in
+    z units of that history: stress (mean of the stress features present), short and long
+    trend, drawdown depth (positive = deeper). A characteristic without data is left out, so
+    features outside the mixture (a slow drawdown) still describe the clusters."""
+    z = {}
+    for f in (*STRESS_FEATURES, "ret_short", "ret_long", "drawdown"):
+        if f in frame.columns and frame[f].notna().mean() > 0.5:
+            v = transform(frame, [f], list(LOG_FEATURES))[:, 0]
+            ok = np.isfinite(v)
+            sd = np.std(v[ok])
+            z[f] = np.where(ok, (v - np.mean(v[ok])) / (sd if sd > 0 else 1.0), np.nan)
+    present = [f for f in STRESS_FEATURES if f in z]
+    stress_w = np.array([STRESS_FEATURES[f] for f in present])
+    daily_stress = None
+    if present:
+        m = np.column_stack([z[f] for f in present])
+        ok = np.isfinite(m)
+        daily_stress = np.sum(np.where(ok, m, 0.0) * stress_w, axis=1) / np.maximum(
+            np.sum(ok * stress_w, axis=1), 1e-12)
+        daily_stress = np.where(ok.any(axis=1), daily_stress, np.nan)
+    out = []
+    for k in range(responsibility.shape[1]):
+        w = responsibility[:, k]
+
+        def wmean(v: np.ndarray, w: np.ndarray = w) -> float:
+            ok = np.isfinite(v)
+            return float(np.sum(w[ok] * v[ok]) / max(np.sum(w[ok]), 1e-12))
+
+        ch: dict[str, float] = {}
+        if present:
+            ch["stress"] = float(np.sum([wmean(z[f]) * STRESS_FEATURES[f] for f in present])
+                                 / np.sum(stress_w))
+            ok = np.isfinite(daily_stress)
+            ch["stress_percentile"] = float(np.mean(daily_stress[ok] <= ch["stress"]))
+        for name, f, sign in (("trend_short", "ret_short", 1), ("trend_long", "ret_long", 1),
+                              ("drawdown", "drawdown", -1)):
+            if f in z:
+                ch[name] = sign * wmean(z[f])
+        out.append(ch)
+    return out
+
+
+def label_clusters(chars: list[dict[str, float]], config: RegimeConfig) -> list[str]:
+    """Each cluster's label from its characteristics: how its stress ranks in the training
+    history (percentile of the daily stress index) and its trend and drawdown (z units)."""
+    r = config.model.labelling
+    out = []
+    for ch in chars:
+        pct = ch.get("stress_percentile", 0.5)
+        trend = ch.get("trend_short", 0.0)
+        deep = ch.get("drawdown", 0.0)
+        if pct >= r.panic_percentile and trend <= r.falling_trend:
+            out.append("RISK_OFF_PANIC")
+        elif pct >= r.risk_off_percentile:
+            out.append("RECOVERY" if trend >= r.rising_trend else "RISK_OFF_GRINDING")
+        elif pct <= r.calm_percentile:
+            out.append("TRANSITION" if trend <= r.falling_trend else "RISK_ON_LOW_VOL")
+        elif trend >= r.rising_trend and deep >= r.deep_drawdown:
+            out.append("RECOVERY")
+        elif trend <= r.falling_trend:
+            out.append("TRANSITION")
+        else:
+            out.append("RISK_ON_HIGH_VOL")
+    return out
+
+
+def _full_precision_cholesky(gmm, d: int) -> np.ndarray:
+    k = gmm.n_components
+    pc = np.asarray(gmm.precisions_cholesky_)
+    if gmm.covariance_type == "full":
+        return pc
+    if gmm.covariance_type == "tied":
+        return np.repeat(pc[None, :, :], k, axis=0)
+    if gmm.covariance_type == "diag":
+        return np.stack([np.diag(pc[i]) for i in range(k)])
+    return np.stack([np.eye(d) * pc[i] for i in range(k)])
+
+
+def fit_regime_model(features: pd.DataFrame, trained_through: pd.Timestamp,
+                     config: RegimeConfig) -> RegimeModel:
+    """Fit prototypes on the feature rows dated on or before ``trained_through``."""
+    from sklearn.mixture import GaussianMixture
+
+    from prometheus_dagster.engines.regime.smoothing import smooth_labels, transition_matrix
+
+    hist = features[features.index <= pd.Timestamp(trained_through)]
+    cols = select_features(hist, config.model.features, config.model.min_feature_coverage)
+    if len(cols) < 2:
+        raise RegimeTrainingError(
+            f"regime model through {pd.Timestamp(trained_through).date()}: fewer than two "
+            f"features have data on {config.model.min_feature_coverage:.0%} of the sessions "
+            f"(present: {', '.join(c for c in hist.columns if hist[c].notna().any()) or 'none'})")
+    rows_all = hist
+    rows = hist[cols].dropna()
+    need = config.refit.min_training_sessions
+    if len(rows) < need:
+        raise RegimeTrainingError(
+            f"regime model through {pd.Timestamp(trained_through).date()}: {len(rows)} "
+            f"session(s) with complete features ({', '.join(cols)}), {need} needed "
+            "(refit.min_training_sessions); ingest more history or lower the setting")
+    logs = [f for f in cols if f in LOG_FEATURES]
+    x = transform(rows, cols, logs)
+    keep = np.isfinite(x).all(axis=1)
+    x, rows = x[keep], rows[keep]
+    mean = x.mean(axis=0)
+    scale = x.std(axis=0)
+    scale = np.where(scale > 1e-12, scale, 1.0)
+    z = np.clip((x - mean) / scale, -Z_CLIP, Z_CLIP)
+    k = min(config.model.num_clusters, max(2, len(rows) // 20))
+    gmm = GaussianMixture(n_components=k, covariance_type=config.model.covariance_type,
+                          reg_covar=config.model.regularisation, n_init=config.model.n_init,
+                          random_state=config.model.seed, max_iter=500)
+    gmm.fit(z)
+    resp = gmm.predict_proba(z)
+    chars = characteristics(rows_all.loc[rows.index], resp)
+    # clusters in order of stress, so versions read alike
+    order = np.argsort([c.get("stress", 0.0) for c in chars], kind="stable")
+    centres = np.asarray(gmm.means_)[order]
+    chars = [chars[i] for i in order]
+    cl_labels = label_clusters(chars, config)
+    labels = [lab for lab in REGIME_LABELS if lab in set(cl_labels)]
+    model = RegimeModel(
+        features=cols, log_features=logs, mean=mean.tolist(), scale=scale.tolist(),
+        weights=np.asarray(gmm.weights_)[order].tolist(), means=centres.tolist(),
+        precision_chol=_full_precision_cholesky(gmm, len(cols))[order].tolist(),
+        cluster_labels=cl_labels, cluster_characteristics=chars, labels=labels,
+        transition=np.eye(len(labels)).tolist(), temperature=config.model.posterior_temperature,
+        trained_through=str(pd.Timestamp(trained_through).date()), training_rows=len(rows),
+        first_training_date=str(rows.index[0].date()), embedding_dim=config.embedding_dim,
+        embedding_seed=config.model.seed, window=config.window)
+    zz, _ = model.standardise(rows)
+    post, _ = model.cluster_posterior(zz)
+    raw = np.asarray(labels)[np.argmax(model.label_posterior(post), axis=1)]
+    smoothed = smooth_labels(list(raw), config.min_regime_duration_days,
+                             config.confirmation_days)
+    model.transition = transition_matrix(smoothed, labels, config.model.transition_prior).tolist()
+    return model

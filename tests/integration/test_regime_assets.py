@@ -1,0 +1,124 @@
+"""Regime assets through Dagster on a small embedded market: quarterly prototypes registered
+in MLflow with their last data date, daily regimes (markets and GLOBAL) made with the version
+trained strictly before each date, decision records, look-ahead invariance and single-run
+backfills equal to per-partition runs."""
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+from dagster import AssetKey, materialize
+
+from prometheus_dagster.assets.features import features_assets
+from prometheus_dagster.assets.ingestion import MARKET_TABLES, ingestion_assets
+from prometheus_dagster.assets.regime import regime_assets
+from prometheus_dagster.engines.features import FEATURE_TABLES
+from prometheus_dagster.engines.regime import REGIME_LABELS, run_lengths
+from prometheus_dagster.resources import build_resources
+from prometheus_dagster.resources.mlflow_tracking import MlflowTracking
+from prometheus_dagster.resources.sources import SourceResource
+from prometheus_dagster.resources.warehouse import Warehouse
+
+MARKETS = ["US_EQ", "EU_EQ"]
+HISTORY = ("2022-05-02", "2023-01-31")
+DAYS = ("2023-01-03", "2023-01-31")
+LATER = ("2023-02-01", "2023-02-28")
+REFIT = "2023-01-01"
+MACRO = AssetKey(["GLOBAL", "macro_time_series"])
+
+
+def span(a: str, b: str) -> dict:
+    return {"dagster/asset_partition_range_start": a, "dagster/asset_partition_range_end": b}
+
+
+def run(assets, resources, selection, **kw):
+    result = materialize(assets, resources=resources, selection=selection, **kw)
+    assert result.success
+    return result
+
+
+def ingest(assets, resources, a: str, b: str) -> None:
+    run(assets, resources, [MACRO], tags=span(a, b))
+    for m in MARKETS:
+        run(assets, resources, [AssetKey([m, t]) for t in MARKET_TABLES], tags=span(a, b))
+        run(assets, resources, [AssetKey([m, t]) for t in FEATURE_TABLES], tags=span(a, b))
+
+
+def regimes(wh: Warehouse, region: str, a: str, b: str) -> pd.DataFrame:
+    out = wh.read_partitions("regimes", market_id=region, start=a, end=b)
+    return out.sort_values("as_of_date").reset_index(drop=True)
+
+
+@pytest.fixture(scope="module")
+def market(tmp_path_factory):
+    tmp: Path = tmp_path_factory.mktemp("regime")
+    cfg = tmp / "market.yaml"
+    cfg.write_text(yaml.safe_dump({
+        "engine": "synthetic_market", "version": "test", "seed": 3,
+        "start_date": "2022-04-01", "end_date": "2023-06-30",
+        "markets": {"US_EQ": {"n_instruments": 12}, "EU_EQ": {"n_instruments": 6}}}))
+    url = f"duckdb:///{tmp / 'wh.duckdb'}"
+    resources = build_resources(warehouse_url=url, mlflow_uri=f"sqlite:///{tmp / 'mlflow.db'}")
+    resources["source"] = SourceResource(kind="embedded", synthetic_config=str(cfg))
+    assets = [*ingestion_assets(MARKETS), *features_assets(MARKETS), *regime_assets(MARKETS)]
+    for m in MARKETS:
+        run(assets, resources, [AssetKey([m, "instruments"]), AssetKey([m, "issuers"])])
+    ingest(assets, resources, *HISTORY)
+    for region in ("US_EQ", "GLOBAL"):
+        run(assets, resources, [AssetKey([region, "regime_models"])], partition_key=REFIT)
+    run(assets, resources, [AssetKey(["US_EQ", "regimes"])], tags=span(*DAYS))
+    run(assets, resources, [AssetKey(["GLOBAL", "regimes"])], tags=span(*DAYS))
+    wh = Warehouse.from_url(url)
+    first = {r: regimes(wh, r, *DAYS) for r in ("US_EQ", "GLOBAL")}
+    return wh, resources, assets, first
+
+
+def test_prototypes_registered_point_in_time(market):
+    wh, resources, _, _ = market
+    models = wh.read("models", where={"model_type": "regime_prototypes"})
+    assert sorted(models["market_id"]) == ["GLOBAL", "US_EQ"]
+    assert (pd.to_datetime(models["trained_through"]) == pd.Timestamp("2022-12-30")).all()
+    mlflow: MlflowTracking = resources["mlflow"]
+    versions = mlflow.model_versions("US_EQ.regime-gmm-v1")
+    assert len(versions) == 1
+    assert versions["trained_through"].iloc[0] == pd.Timestamp("2022-12-30")
+
+
+def test_regime_rows_and_decisions(market):
+    wh, _, _, first = market
+    us = first["US_EQ"]
+    sessions = pd.bdate_range(*DAYS)
+    assert len(us) == 20  # XNYS sessions in January 2023 (16 January is a holiday)
+    assert set(us["regime_label"]) <= set(REGIME_LABELS)
+    assert us["confidence"].between(0, 1).all()
+    assert (us["model_id"] == "US_EQ.regime-gmm-v1/1").all()
+    assert set(us["alert_level"]) <= {"GREEN", "YELLOW", "ORANGE", "RED"}
+    assert all(len(v) == 4 * 384 for v in us["regime_embedding"])
+    glob = first["GLOBAL"]
+    assert len(glob) == len(sessions)  # every business day has a European or US session
+    decisions = wh.read("engine_decisions", where={"engine_name": "regime"})
+    assert set(decisions["market_id"]) == {"US_EQ", "GLOBAL"}
+    assert len(decisions) == len(us) + len(glob)
+    assert decisions["mlflow_run_id"].notna().all()
+
+
+def test_lookahead_invariance_and_backfill_equals_partitions(market):
+    wh, resources, assets, first = market
+    ingest(assets, resources, *LATER)  # data after the dates
+    for region in ("US_EQ", "GLOBAL"):
+        key = AssetKey([region, "regimes"])
+        run(assets, resources, [key], tags=span(*DAYS))
+        again = regimes(wh, region, *DAYS)
+        pd.testing.assert_frame_equal(again.drop(columns=["config_id"]),
+                                      first[region].drop(columns=["config_id"]))
+    days = [d.strftime("%Y-%m-%d") for d in first["US_EQ"]["as_of_date"]][-4:]
+    for d in days:
+        run(assets, resources, [AssetKey(["US_EQ", "regimes"])], partition_key=d)
+    single = regimes(wh, "US_EQ", days[0], days[-1])
+    expected = first["US_EQ"][first["US_EQ"]["as_of_date"] >= days[0]].reset_index(drop=True)
+    pd.testing.assert_frame_equal(single, expected)
+    # the whole path (history and later dates): no completed run shorter than the minimum
+    run(assets, resources, [AssetKey(["US_EQ", "regimes"])], tags=span(DAYS[0], LATER[1]))
+    path = regimes(wh, "US_EQ", DAYS[0], LATER[1])["regime_label"].tolist()
+    assert all(n >= 5 for _, n in run_lengths(path)[1:-1])
