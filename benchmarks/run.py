@@ -1,7 +1,8 @@
 """Run every benchmark: ``make bench``."""
 
-from benchmarks import encoders, ingestion
+from benchmarks import encoders, ingestion, regime
 
 if __name__ == "__main__":
     ingestion.main([])
     encoders.main([])
+    regime.main([])

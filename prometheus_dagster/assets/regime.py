@@ -91,7 +91,7 @@ def read_region_inputs(wh: Warehouse, region: str, rc: RegionConfig,
     if region == GLOBAL:
         internals = combine_internals({m: internals_of(m) for m in rc.members})
     else:
-        internals = internals_of(region)
+        internals = with_index_instrument(wh, region, rc, internals_of(region), end)
     series = sorted({s for candidates in rc.macro.values() for s in candidates})
     macro = wh.read("macro_time_series", where={"series_id": series, "date": between(None, end)},
                     order_by=["series_id", "date"]) if series else \
@@ -99,10 +99,32 @@ def read_region_inputs(wh: Warehouse, region: str, rc: RegionConfig,
     return RegionInputs(region, internals, macro, rc.macro)
 
 
+def with_index_instrument(wh: Warehouse, market: str, rc: RegionConfig, internals: pd.DataFrame,
+                          end: pd.Timestamp) -> pd.DataFrame:
+    """Internals whose index return is the configured index instrument's return, or the
+    market's INDEX instrument's when the market has no index of its own (index-only data)."""
+    has_index = "index_ret_1d" in internals and internals["index_ret_1d"].notna().any()
+    instrument = rc.index_instrument
+    if instrument is None and not has_index:
+        found = wh.read("instruments", where={"market_id": market, "asset_class": "INDEX"},
+                        columns=["instrument_id"])
+        instrument = str(found["instrument_id"].iloc[0]) if len(found) else None
+    if instrument is None:
+        return internals
+    rets = wh.read("returns_daily", where={"market_id": market, "instrument_id": instrument,
+                                           "date": between(None, end)},
+                   columns=["date", "ret_1d"], order_by=["date"])
+    rets = rets.rename(columns={"ret_1d": "index_ret_1d"})
+    rest = internals.drop(columns=["index_ret_1d"], errors="ignore")
+    return rets.merge(rest, on="date", how="outer").sort_values("date", ignore_index=True)
+
+
 def _input_deps(region: str, rc: RegionConfig) -> list[AssetDep]:
     markets = rc.members if region == GLOBAL else (region,)
     deps = [AssetDep(AssetKey([m, "market_correlation_daily"]),
                      partition_mapping=same_day_mapping()) for m in markets]
+    deps += [AssetDep(AssetKey([m, "returns_daily"]), partition_mapping=same_day_mapping())
+             for m in markets if region != GLOBAL]
     return deps + [AssetDep(AssetKey([GLOBAL, "macro_time_series"]),
                             partition_mapping=same_day_mapping())]
 

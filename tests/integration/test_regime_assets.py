@@ -26,6 +26,7 @@ DAYS = ("2023-01-03", "2023-01-31")
 LATER = ("2023-02-01", "2023-02-28")
 REFIT = "2023-01-01"
 MACRO = AssetKey(["GLOBAL", "macro_time_series"])
+PRICE_TABLES = [t for t in MARKET_TABLES if t in ("prices_daily", "corporate_actions")]
 
 
 def span(a: str, b: str) -> dict:
@@ -39,9 +40,10 @@ def run(assets, resources, selection, **kw):
 
 
 def ingest(assets, resources, a: str, b: str) -> None:
+    """What regimes read: macro series, prices (and corporate actions) and the features."""
     run(assets, resources, [MACRO], tags=span(a, b))
     for m in MARKETS:
-        run(assets, resources, [AssetKey([m, t]) for t in MARKET_TABLES], tags=span(a, b))
+        run(assets, resources, [AssetKey([m, t]) for t in PRICE_TABLES], tags=span(a, b))
         run(assets, resources, [AssetKey([m, t]) for t in FEATURE_TABLES], tags=span(a, b))
 
 
@@ -122,3 +124,33 @@ def test_lookahead_invariance_and_backfill_equals_partitions(market):
     run(assets, resources, [AssetKey(["US_EQ", "regimes"])], tags=span(DAYS[0], LATER[1]))
     path = regimes(wh, "US_EQ", DAYS[0], LATER[1])["regime_label"].tolist()
     assert all(n >= 5 for _, n in run_lengths(path)[1:-1])
+
+
+def test_index_only_file_source(tmp_path):
+    """A market with only an index and two macro series (the file-source sample): prototypes
+    from what is present (index trend and volatility, VIX), the rest reported missing."""
+    root = Path(__file__).parents[1] / "fixtures" / "file_source_index_only"
+    url = f"duckdb:///{tmp_path / 'wh.duckdb'}"
+    resources = build_resources(warehouse_url=url,
+                                mlflow_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    resources["source"] = SourceResource(kind="files", files_root=str(root))
+    assets = [*ingestion_assets(["US_EQ"]), *features_assets(["US_EQ"]),
+              *regime_assets(["US_EQ"])]
+    year = ("2023-01-03", "2023-12-29")
+    run(assets, resources, [AssetKey(["US_EQ", "instruments"])])
+    run(assets, resources, [MACRO], tags=span("2023-01-02", "2023-12-29"))
+    run(assets, resources, [AssetKey(["US_EQ", "prices_daily"])], tags=span(*year))
+    run(assets, resources, [AssetKey(["US_EQ", t]) for t in
+                            ("returns_daily", "market_correlation_daily")], tags=span(*year))
+    run(assets, resources, [AssetKey(["US_EQ", "regime_models"])], partition_key="2023-10-01")
+    result = run(assets, resources, [AssetKey(["US_EQ", "regimes"])],
+                 tags=span("2023-10-02", "2023-12-29"))
+    wh = Warehouse.from_url(url)
+    models = wh.read("models", where={"model_type": "regime_prototypes"})
+    spec = models["training_spec"].iloc[0]
+    assert "implied_vol" in spec and "credit_level" not in spec  # VIX used, no credit series
+    out = regimes(wh, "US_EQ", "2023-10-02", "2023-12-29")
+    assert len(out) == 63
+    assert set(out["regime_label"]) <= set(REGIME_LABELS)
+    meta = result.asset_materializations_for_node("US_EQ__regimes")[0].metadata
+    assert "credit_spread" in meta["missing_inputs"].value

@@ -29,6 +29,10 @@ class RegionConfig(StrictModel):
 
     members: tuple[str, ...] = Field(
         (), description="GLOBAL only: markets whose index and internals are averaged")
+    index_instrument: str | None = Field(
+        None, description="an instrument whose returns are the region's index (e.g. "
+                          "INDEX:USX500); default: the market's cap-weighted index, or its "
+                          "INDEX instrument when it has no equities")
     macro: dict[str, tuple[str, ...]] = Field(default_factory=dict)
 
     @model_validator(mode="after")
@@ -49,20 +53,22 @@ class Refit(StrictModel):
 
 
 class Labelling(StrictModel):
-    """How a cluster's characteristics name it. Percentiles rank the cluster's mean stress in
-    the daily stress index of the training history; trends and drawdown are in z units."""
+    """How a cluster's characteristics name it. Stress levels are distances above the calm
+    half of the training history (its median), in that half's dispersion (scaled MAD); trends
+    and drawdown depth are in z units of the training history."""
 
-    calm_percentile: float = Field(0.55, gt=0, lt=1)
-    risk_off_percentile: float = Field(0.75, gt=0, lt=1)
-    panic_percentile: float = Field(0.97, gt=0, lt=1)
-    rising_trend: float = Field(0.6)
-    falling_trend: float = Field(-0.8)
+    calm_level: float = Field(2.0, description="at or below: RISK_ON_LOW_VOL")
+    risk_off_level: float = Field(4.0, description="at or above: RISK_OFF_GRINDING or PANIC")
+    panic_level: float = Field(9.0, description="at or above: RISK_OFF_PANIC")
+    crash_trend: float = Field(-2.0, description="risk-off with a trend at or below: PANIC")
+    rising_trend: float = Field(0.6, description="moderate stress, rising, deep: RECOVERY")
+    falling_trend: float = Field(-0.8, description="moderate stress, falling: TRANSITION")
     deep_drawdown: float = Field(0.5)
 
     @model_validator(mode="after")
     def _ordered(self) -> Labelling:
-        if not self.calm_percentile < self.risk_off_percentile < self.panic_percentile:
-            raise ValueError("percentiles must satisfy calm < risk_off < panic")
+        if not self.calm_level < self.risk_off_level < self.panic_level:
+            raise ValueError("levels must satisfy calm_level < risk_off_level < panic_level")
         if not self.falling_trend < self.rising_trend:
             raise ValueError("falling_trend must be below rising_trend")
         return self
@@ -71,9 +77,12 @@ class Labelling(StrictModel):
 class ModelSettings(StrictModel):
     model_id: str = "regime-gmm-v1"
     features: tuple[str, ...] = Field(
-        ("implied_vol", "vol_short", "credit_level", "ret_short"),
+        ("implied_vol", "credit_level", "credit_change"),
         description="window features the prototypes are fitted on (those the region has)")
-    num_clusters: int = Field(12, ge=2, le=30)
+    fallback_features: tuple[str, ...] = Field(
+        ("vol_short", "ret_short", "drawdown"),
+        description="added when fewer than two of `features` are present (index-only data)")
+    num_clusters: int = Field(8, ge=2, le=30)
     covariance_type: Literal["full", "diag", "tied", "spherical"] = "diag"
     n_init: int = Field(4, ge=1)
     seed: int = 11

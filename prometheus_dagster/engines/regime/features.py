@@ -5,7 +5,9 @@ Inputs are a region's daily internals (index return, average correlation, disper
 the ``market_correlation_daily`` columns) and the macro series mapped to roles (implied vol,
 credit spreads, rates, commodities...). Whatever is missing is simply absent from the output
 (``missing_inputs`` says what). Every window statistic is computed over its own window slice
-(never a running sum), so a session's value does not depend on where the history starts.
+(never a running sum), so a session's value depends only on the sessions in its window: not
+on later data, nor on how much earlier history was read (a window needs 80% of its sessions;
+the first windows of a history are short of data until they fill).
 """
 
 from __future__ import annotations
@@ -31,8 +33,8 @@ MODEL_FEATURES: tuple[str, ...] = (
 LOG_FEATURES: tuple[str, ...] = ("implied_vol", "vol_short", "vol_long", "credit_level",
                                  "dispersion")
 # features behind the stress characteristic of a cluster, with their weights
-STRESS_FEATURES: dict[str, float] = {"implied_vol": 2.0, "vol_short": 1.0, "vol_long": 0.5,
-                                     "credit_level": 1.0}
+STRESS_FEATURES: dict[str, float] = {"implied_vol": 3.0, "vol_short": 1.0, "vol_long": 0.0,
+                                     "credit_level": 0.5}
 MIN_WINDOW_COVERAGE = 0.8
 
 

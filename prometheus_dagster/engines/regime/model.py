@@ -150,14 +150,17 @@ def select_features(features: pd.DataFrame, candidates: tuple[str, ...],
     return [f for f in cols if features[f].notna().mean() >= min_coverage]
 
 
-def characteristics(frame: pd.DataFrame, responsibility: np.ndarray
+def characteristics(frame: pd.DataFrame, responsibility: np.ndarray, model_features: list[str]
                     ) -> list[dict[str, float]]:
     """Per cluster, from its members on the training history (weighted by responsibility) in
-    z units of that history: stress (mean of the stress features present), short and long
-    trend, drawdown depth (positive = deeper). A characteristic without data is left out, so
-    features outside the mixture (a slow drawdown) still describe the clusters."""
+    z units of that history: stress (weighted mean of the stress features the mixture uses, or
+    of those present when it uses none), short and long trend, drawdown depth (positive =
+    deeper). A characteristic without data is left out, so features outside the mixture (a
+    slow drawdown) still describe the clusters."""
+    stress_features = [f for f in STRESS_FEATURES if f in model_features] or list(
+        STRESS_FEATURES)
     z = {}
-    for f in (*STRESS_FEATURES, "ret_short", "ret_long", "drawdown"):
+    for f in (*stress_features, "ret_short", "ret_long", "drawdown"):
         if f in frame.columns and frame[f].notna().mean() > 0.5:
             v = transform(frame, [f], list(LOG_FEATURES))[:, 0]
             ok = np.isfinite(v)
@@ -172,6 +175,7 @@ def characteristics(frame: pd.DataFrame, responsibility: np.ndarray
         daily_stress = np.sum(np.where(ok, m, 0.0) * stress_w, axis=1) / np.maximum(
             np.sum(ok * stress_w, axis=1), 1e-12)
         daily_stress = np.where(ok.any(axis=1), daily_stress, np.nan)
+        calm_centre, calm_scale = calm_reference(daily_stress)
     out = []
     for k in range(responsibility.shape[1]):
         w = responsibility[:, k]
@@ -186,6 +190,7 @@ def characteristics(frame: pd.DataFrame, responsibility: np.ndarray
                                  / np.sum(stress_w))
             ok = np.isfinite(daily_stress)
             ch["stress_percentile"] = float(np.mean(daily_stress[ok] <= ch["stress"]))
+            ch["stress_vs_calm"] = (ch["stress"] - calm_centre) / calm_scale
         for name, f, sign in (("trend_short", "ret_short", 1), ("trend_long", "ret_long", 1),
                               ("drawdown", "drawdown", -1)):
             if f in z:
@@ -194,21 +199,31 @@ def characteristics(frame: pd.DataFrame, responsibility: np.ndarray
     return out
 
 
+def calm_reference(daily_stress: np.ndarray) -> tuple[float, float]:
+    """(centre, scale) of the calmer half of the training days' stress index: the median and
+    the scaled median absolute deviation of the days at or below the overall median. Distances
+    from calm in these units do not depend on how many stressed days the history holds."""
+    v = daily_stress[np.isfinite(daily_stress)]
+    lower = v[v <= np.median(v)]
+    centre = float(np.median(lower))
+    scale = float(1.4826 * np.median(np.abs(lower - centre)))
+    return centre, scale if scale > 1e-9 else 1.0
+
+
 def label_clusters(chars: list[dict[str, float]], config: RegimeConfig) -> list[str]:
-    """Each cluster's label from its characteristics: how its stress ranks in the training
-    history (percentile of the daily stress index) and its trend and drawdown (z units)."""
+    """Each cluster's label from its characteristics: how far its stress sits above the calm
+    half of the training history (in that half's dispersion), then its trend and drawdown."""
     r = config.model.labelling
     out = []
     for ch in chars:
-        pct = ch.get("stress_percentile", 0.5)
+        level = ch.get("stress_vs_calm", 0.0)
         trend = ch.get("trend_short", 0.0)
         deep = ch.get("drawdown", 0.0)
-        if pct >= r.panic_percentile and trend <= r.falling_trend:
-            out.append("RISK_OFF_PANIC")
-        elif pct >= r.risk_off_percentile:
-            out.append("RECOVERY" if trend >= r.rising_trend else "RISK_OFF_GRINDING")
-        elif pct <= r.calm_percentile:
-            out.append("TRANSITION" if trend <= r.falling_trend else "RISK_ON_LOW_VOL")
+        if level >= r.risk_off_level:
+            panic = level >= r.panic_level or trend <= r.crash_trend
+            out.append("RISK_OFF_PANIC" if panic else "RISK_OFF_GRINDING")
+        elif level <= r.calm_level:
+            out.append("RISK_ON_LOW_VOL")
         elif trend >= r.rising_trend and deep >= r.deep_drawdown:
             out.append("RECOVERY")
         elif trend <= r.falling_trend:
@@ -240,6 +255,10 @@ def fit_regime_model(features: pd.DataFrame, trained_through: pd.Timestamp,
     hist = features[features.index <= pd.Timestamp(trained_through)]
     cols = select_features(hist, config.model.features, config.model.min_feature_coverage)
     if len(cols) < 2:
+        cols += [f for f in select_features(hist, config.model.fallback_features,
+                                            config.model.min_feature_coverage)
+                 if f not in cols]
+    if len(cols) < 2:
         raise RegimeTrainingError(
             f"regime model through {pd.Timestamp(trained_through).date()}: fewer than two "
             f"features have data on {config.model.min_feature_coverage:.0%} of the sessions "
@@ -266,7 +285,7 @@ def fit_regime_model(features: pd.DataFrame, trained_through: pd.Timestamp,
                           random_state=config.model.seed, max_iter=500)
     gmm.fit(z)
     resp = gmm.predict_proba(z)
-    chars = characteristics(rows_all.loc[rows.index], resp)
+    chars = characteristics(rows_all.loc[rows.index], resp, cols)
     # clusters in order of stress, so versions read alike
     order = np.argsort([c.get("stress", 0.0) for c in chars], kind="stable")
     centres = np.asarray(gmm.means_)[order]
