@@ -274,6 +274,15 @@ def regime_decisions(out: pd.DataFrame, inputs_ref: dict) -> pd.DataFrame:
                                                       strict=True)]})
 
 
+def _imputed_features(out: pd.DataFrame) -> dict[str, int]:
+    """Model feature -> number of dates on which it was missing (and imputed)."""
+    counts: dict[str, int] = {}
+    for diag in out.get("diagnostics", []):
+        for f in diag.get("missing_features", []):
+            counts[f] = counts.get(f, 0) + 1
+    return counts
+
+
 def regimes_asset(region: str, rc: RegionConfig, cfg: RegimeConfig) -> AssetsDefinition:
     model_key = AssetKey([region, "regime_models"])
 
@@ -309,13 +318,20 @@ def regimes_asset(region: str, rc: RegionConfig, cfg: RegimeConfig) -> AssetsDef
                 f"{region}: no regime for {len(without)} of {len(dates)} date(s) (first "
                 f"{without[0].date()}): no internals that day, or no prototypes trained before "
                 f"it; materialize {region}/regime_models for the period and re-run")
+        imputed = _imputed_features(out)
+        if imputed:
+            context.log.warning(
+                f"{region}: model features missing and set to their training mean on some "
+                "dates (stale or not yet ingested macro series?): "
+                + ", ".join(f"{f} on {n} date(s)" for f, n in imputed.items()))
         with mlflow.asset_run(context, GROUP, market_id=region, config_id=config_id) as run:
             if len(out):
                 daily = out.set_index("as_of_date")
                 run.log_metric_series("confidence", daily["confidence"])
                 run.log_metric_series("warning_count", daily["warning_count"].astype(float))
             run.log_metrics({**regime_path_summary(out), "rows": len(out),
-                             "dates_without_regime": len(without)})
+                             "dates_without_regime": len(without),
+                             **{f"dates_imputed_{f}": n for f, n in imputed.items()}})
             run.log_params({"missing_inputs": "; ".join(lacking)[:500] or "none"})
             if len(path):
                 index = inputs.internals.set_index("date")["index_ret_1d"] \
@@ -336,6 +352,7 @@ def regimes_asset(region: str, rc: RegionConfig, cfg: RegimeConfig) -> AssetsDef
             **lineage, "rows": len(out), "config_id": config_id,
             "models": ", ".join(sorted(set(out["model_id"]))) if len(out) else "none",
             "dates_without_regime": len(without),
+            "imputed_features": ", ".join(f"{f}: {n}" for f, n in imputed.items()) or "none",
             "latest": MetadataValue.text("none" if latest is None else
                                          f"{pd.Timestamp(latest['as_of_date']).date()} "
                                          f"{latest['regime_label']} "

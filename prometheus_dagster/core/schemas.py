@@ -75,6 +75,16 @@ def _req(name: str, dtype: str, description: str = "") -> Column:
     return Column(name, dtype, False, description)
 
 
+def required(name: str, dtype: str, description: str = "") -> Column:
+    """A column that may not be empty (for engines declaring their tables)."""
+    return _req(name, dtype, description)
+
+
+def optional(name: str, dtype: str, description: str = "") -> Column:
+    """A nullable column (for engines declaring their tables)."""
+    return _c(name, dtype, True, description)
+
+
 _FUNDAMENTAL_ITEMS = (
     "total_assets", "total_liabilities", "equity", "revenue", "ebitda", "net_income",
     "operating_cash_flow", "free_cash_flow", "interest_expense", "cash", "short_term_debt",

@@ -2,16 +2,9 @@
 
 from __future__ import annotations
 
-from prometheus_dagster.core.schemas import Column, TableSchema, register_table
-
-
-def _req(name: str, dtype: str, description: str = "") -> Column:
-    return Column(name, dtype, False, description)
-
-
-def _opt(name: str, dtype: str, description: str = "") -> Column:
-    return Column(name, dtype, True, description)
-
+from prometheus_dagster.core.schemas import TableSchema, register_table
+from prometheus_dagster.core.schemas import optional as _opt
+from prometheus_dagster.core.schemas import required as _req
 
 REGIMES = register_table(TableSchema("regimes", (
     _req("market_id", "str", "region: a market id or GLOBAL"),
