@@ -561,3 +561,23 @@ def test_shipped_config_loads() -> None:
     assert cfg.regions["GLOBAL"].members == ("US_EQ", "EU_EQ")
     assert cfg.regions["US_EQ"].macro["implied_vol"] == ("US_IMPLIED_VOL", "VIX")
     assert loaded.config_id.startswith("regime@1-")
+
+
+def test_a_day_beyond_every_prototype_is_labelled_from_its_own_stress() -> None:
+    """Prototypes fitted on calm years only; a crash-level day is far from all of them and is
+    named from its own characteristics (risk-off), not by the nearest calm cluster."""
+    frame, stress = _regime_features()
+    calm = frame[~stress]
+    model = fit_regime_model(calm, calm.index[-1], _config())
+    assert set(model.labels) <= {"RISK_ON_LOW_VOL", "RISK_ON_HIGH_VOL", "TRANSITION"}
+    crash = calm.iloc[[-1]].copy()
+    crash.index = [calm.index[-1] + pd.Timedelta(days=1)]
+    crash[["implied_vol", "vol_short", "credit_level", "ret_short"]] = [70.0, 0.6, 3.5, -0.2]
+    both = pd.concat([calm, crash])
+    models = {d: ("m1", model) for d in both.index}
+    rows = assign_regimes("US_EQ", both, models, _config(), "regime@test")
+    last = rows.iloc[-1]
+    assert last["raw_label"] in RISK_OFF_LABELS
+    assert last["diagnostics"]["out_of_range"] is True
+    assert last["confidence"] == 0.5
+    assert not any(d["out_of_range"] for d in rows["diagnostics"].iloc[:-1])

@@ -15,6 +15,9 @@ from prometheus_dagster.engines.regime.smoothing import next_regime_probabilitie
 from prometheus_dagster.engines.regime.warnings import early_warnings
 
 DRIVERS = 3
+# a day outside every prototype's range is labelled from its own characteristics; its
+# posterior says nothing about that label, so it is reported as a coin-flip certainty
+OUT_OF_RANGE_CONFIDENCE = 0.5
 
 
 def assign_regimes(region: str, features: pd.DataFrame,
@@ -43,15 +46,17 @@ def assign_regimes(region: str, features: pd.DataFrame,
         lab_soft = model.label_posterior(soft)
         emb = model.embedding(z)
         best = np.argmax(lab_post, axis=1)
+        outside = np.min(dist, axis=1) > model.outlier_distance
+        own = model.label_days(sub) if outside.any() else []
         for j, i in enumerate(idx):
-            raw[i] = model.labels[best[j]]
+            raw[i] = own[j] if outside[j] else model.labels[best[j]]
             order = np.argsort(-np.abs(z[j]), kind="stable")[:DRIVERS]
             by_label: dict[str, float] = {}
             for k, lab in enumerate(model.cluster_labels):
                 by_label[lab] = min(by_label.get(lab, np.inf), float(dist[j, k]))
             info[i] = {
                 "model_id": mid, "model": model, "soft": lab_soft[j], "embedding": emb[j],
-                "cluster": int(np.argmax(post[j])),
+                "cluster": int(np.argmax(post[j])), "out_of_range": bool(outside[j]),
                 "distances": {k: round(v, 4) for k, v in by_label.items()},
                 "drivers": {model.features[k]: round(float(z[j, k]), 3) for k in order},
                 "missing": [model.features[k] for k in np.flatnonzero(missing[j])],
@@ -66,7 +71,13 @@ def assign_regimes(region: str, features: pd.DataFrame,
         it = info[i]
         model: RegimeModel = it["model"]
         label = smoothed[i]
-        if label in model.labels:
+        if it["out_of_range"]:  # no prototype describes the day: its label is its own
+            confidence = OUT_OF_RANGE_CONFIDENCE
+            tomorrow, after, expected = {}, {}, float("nan")
+            if label in model.labels:
+                tomorrow, after, expected = next_regime_probabilities(
+                    np.asarray(model.transition), model.labels, label)
+        elif label in model.labels:
             confidence = float(it["soft"][model.labels.index(label)])
             tomorrow, after, expected = next_regime_probabilities(
                 np.asarray(model.transition), model.labels, label)
@@ -83,7 +94,8 @@ def assign_regimes(region: str, features: pd.DataFrame,
             "alert_level": w["alert_level"], "warning_count": int(w["warning_count"]),
             "warning_domains": w["warning_domains"], "warnings": w["warnings"],
             "regime_embedding": it["embedding"].astype(np.float32),
-            "diagnostics": {"cluster": it["cluster"], "distances": it["distances"],
+            "diagnostics": {"cluster": it["cluster"], "out_of_range": it["out_of_range"],
+                            "distances": it["distances"],
                             "drivers": it["drivers"], "missing_features": it["missing"],
                             "features": {f: (None if pd.isna(v) else round(float(v), 6))
                                          for f, v in feats.iloc[i].items()}},

@@ -94,6 +94,10 @@ class ModelSettings(StrictModel):
         0.8, gt=0, le=1, description="a feature enters the model when present on this share "
                                      "of training sessions")
     labelling: Labelling = Labelling()
+    outlier_probability: float = Field(
+        0.999, gt=0.5, lt=1, description="a day farther from every prototype than this "
+                                         "chi-square quantile is labelled from its own "
+                                         "characteristics")
     transition_prior: float = Field(
         0.5, ge=0, description="pseudo-count added to each transition cell")
 

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from prometheus_dagster.core.errors import PrometheusError
-from prometheus_dagster.engines.regime.config import REGIME_LABELS, RegimeConfig
+from prometheus_dagster.engines.regime.config import REGIME_LABELS, Labelling, RegimeConfig
 from prometheus_dagster.engines.regime.features import LOG_FEATURES, STRESS_FEATURES
 
 Z_CLIP = 6.0
@@ -44,6 +44,16 @@ class RegimeModel:
     embedding_dim: int
     embedding_seed: int
     window: int
+    reference: dict                     # characteristic_reference of the training history
+    labelling: dict                     # the labelling settings the clusters were named with
+    outlier_distance: float             # beyond it from every prototype: label the day itself
+
+    def label_days(self, frame: pd.DataFrame) -> list[str]:
+        """Labels of rows named from their own characteristics (as clusters are named): for
+        days outside the range of every prototype, such as a first crash after calm years."""
+        days = day_characteristics(frame, self.reference)
+        chars = [{k: float(v[i]) for k, v in days.items()} for i in range(len(frame))]
+        return label_clusters(chars, self.labelling)
 
     # --- persistence -------------------------------------------------------------------------
     def to_json(self) -> str:
@@ -150,51 +160,68 @@ def select_features(features: pd.DataFrame, candidates: tuple[str, ...],
     return [f for f in cols if features[f].notna().mean() >= min_coverage]
 
 
-def characteristics(frame: pd.DataFrame, responsibility: np.ndarray, model_features: list[str]
-                    ) -> list[dict[str, float]]:
-    """Per cluster, from its members on the training history (weighted by responsibility) in
-    z units of that history: stress (weighted mean of the stress features the mixture uses, or
-    of those present when it uses none), short and long trend, drawdown depth (positive =
-    deeper). A characteristic without data is left out, so features outside the mixture (a
-    slow drawdown) still describe the clusters."""
+def characteristic_reference(frame: pd.DataFrame, model_features: list[str]) -> dict:
+    """What turns a day's features into characteristics, fixed on the training history: mean
+    and sd of each characteristic feature (logs where listed), the stress weights (of the stress
+    features the mixture uses, or of those present when it uses none) and the calm half's
+    centre and scale of the stress index."""
     stress_features = [f for f in STRESS_FEATURES if f in model_features] or list(
         STRESS_FEATURES)
-    z = {}
+    ref: dict = {"features": {}, "stress_weights": {}, "calm_centre": 0.0, "calm_scale": 1.0}
     for f in (*stress_features, "ret_short", "ret_long", "drawdown"):
         if f in frame.columns and frame[f].notna().mean() > 0.5:
             v = transform(frame, [f], list(LOG_FEATURES))[:, 0]
             ok = np.isfinite(v)
-            sd = np.std(v[ok])
-            z[f] = np.where(ok, (v - np.mean(v[ok])) / (sd if sd > 0 else 1.0), np.nan)
-    present = [f for f in STRESS_FEATURES if f in z]
-    stress_w = np.array([STRESS_FEATURES[f] for f in present])
-    daily_stress = None
-    if present:
-        m = np.column_stack([z[f] for f in present])
+            sd = float(np.std(v[ok]))
+            ref["features"][f] = [float(np.mean(v[ok])), sd if sd > 0 else 1.0]
+    ref["stress_weights"] = {f: STRESS_FEATURES[f] for f in stress_features
+                             if f in ref["features"] and STRESS_FEATURES[f] > 0}
+    stress = day_characteristics(frame, ref).get("stress")
+    if stress is not None:
+        ref["calm_centre"], ref["calm_scale"] = calm_reference(stress)
+    return ref
+
+
+def day_characteristics(frame: pd.DataFrame, ref: dict) -> dict[str, np.ndarray]:
+    """Per row: stress (weighted mean of the stress features in z units), stress_vs_calm,
+    trend_short, trend_long and drawdown depth (positive = deeper), where the data allow."""
+    z = {}
+    for f, (mean, sd) in ref["features"].items():
+        v = transform(frame, [f], list(LOG_FEATURES))[:, 0] if f in frame.columns \
+            else np.full(len(frame), np.nan)
+        z[f] = (v - mean) / sd
+    out: dict[str, np.ndarray] = {}
+    weights = ref["stress_weights"]
+    if weights:
+        m = np.column_stack([z[f] for f in weights])
+        w = np.array(list(weights.values()))
         ok = np.isfinite(m)
-        daily_stress = np.sum(np.where(ok, m, 0.0) * stress_w, axis=1) / np.maximum(
-            np.sum(ok * stress_w, axis=1), 1e-12)
-        daily_stress = np.where(ok.any(axis=1), daily_stress, np.nan)
-        calm_centre, calm_scale = calm_reference(daily_stress)
+        total = np.sum(np.where(ok, m, 0.0) * w, axis=1)
+        norm = np.sum(ok * w, axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out["stress"] = np.where(norm > 0, total / np.where(norm > 0, norm, 1.0), np.nan)
+        out["stress_vs_calm"] = (out["stress"] - ref["calm_centre"]) / ref["calm_scale"]
+    for name, f, sign in (("trend_short", "ret_short", 1), ("trend_long", "ret_long", 1),
+                          ("drawdown", "drawdown", -1)):
+        if f in z:
+            out[name] = sign * z[f]
+    return out
+
+
+def characteristics(frame: pd.DataFrame, responsibility: np.ndarray, ref: dict
+                    ) -> list[dict[str, float]]:
+    """Per cluster, the responsibility-weighted mean of its members' characteristics on the
+    training history. Characteristic features need not be in the mixture (a slow drawdown
+    still describes the clusters); one without data is left out."""
+    days = day_characteristics(frame, ref)
     out = []
     for k in range(responsibility.shape[1]):
         w = responsibility[:, k]
-
-        def wmean(v: np.ndarray, w: np.ndarray = w) -> float:
-            ok = np.isfinite(v)
-            return float(np.sum(w[ok] * v[ok]) / max(np.sum(w[ok]), 1e-12))
-
         ch: dict[str, float] = {}
-        if present:
-            ch["stress"] = float(np.sum([wmean(z[f]) * STRESS_FEATURES[f] for f in present])
-                                 / np.sum(stress_w))
-            ok = np.isfinite(daily_stress)
-            ch["stress_percentile"] = float(np.mean(daily_stress[ok] <= ch["stress"]))
-            ch["stress_vs_calm"] = (ch["stress"] - calm_centre) / calm_scale
-        for name, f, sign in (("trend_short", "ret_short", 1), ("trend_long", "ret_long", 1),
-                              ("drawdown", "drawdown", -1)):
-            if f in z:
-                ch[name] = sign * wmean(z[f])
+        for name, v in days.items():
+            ok = np.isfinite(v)
+            if ok.any():
+                ch[name] = float(np.sum(w[ok] * v[ok]) / max(np.sum(w[ok]), 1e-12))
         out.append(ch)
     return out
 
@@ -210,15 +237,16 @@ def calm_reference(daily_stress: np.ndarray) -> tuple[float, float]:
     return centre, scale if scale > 1e-9 else 1.0
 
 
-def label_clusters(chars: list[dict[str, float]], config: RegimeConfig) -> list[str]:
-    """Each cluster's label from its characteristics: how far its stress sits above the calm
-    half of the training history (in that half's dispersion), then its trend and drawdown."""
-    r = config.model.labelling
+def label_clusters(chars: list[dict[str, float]], config: RegimeConfig | dict) -> list[str]:
+    """Each cluster's (or day's) label from its characteristics: how far its stress sits above
+    the calm half of the training history (in that half's dispersion), then its trend and
+    drawdown. ``config`` may be the labelling settings as stored in a model."""
+    r = config.model.labelling if isinstance(config, RegimeConfig) else Labelling(**config)
     out = []
     for ch in chars:
-        level = ch.get("stress_vs_calm", 0.0)
-        trend = ch.get("trend_short", 0.0)
-        deep = ch.get("drawdown", 0.0)
+        level = _finite(ch.get("stress_vs_calm"))
+        trend = _finite(ch.get("trend_short"))
+        deep = _finite(ch.get("drawdown"))
         if level >= r.risk_off_level:
             panic = level >= r.panic_level or trend <= r.crash_trend
             out.append("RISK_OFF_PANIC" if panic else "RISK_OFF_GRINDING")
@@ -231,6 +259,10 @@ def label_clusters(chars: list[dict[str, float]], config: RegimeConfig) -> list[
         else:
             out.append("RISK_ON_HIGH_VOL")
     return out
+
+
+def _finite(v: float | None) -> float:
+    return float(v) if v is not None and np.isfinite(v) else 0.0
 
 
 def _full_precision_cholesky(gmm, d: int) -> np.ndarray:
@@ -248,6 +280,7 @@ def _full_precision_cholesky(gmm, d: int) -> np.ndarray:
 def fit_regime_model(features: pd.DataFrame, trained_through: pd.Timestamp,
                      config: RegimeConfig) -> RegimeModel:
     """Fit prototypes on the feature rows dated on or before ``trained_through``."""
+    from scipy.stats import chi2
     from sklearn.mixture import GaussianMixture
 
     from prometheus_dagster.engines.regime.smoothing import smooth_labels, transition_matrix
@@ -285,7 +318,8 @@ def fit_regime_model(features: pd.DataFrame, trained_through: pd.Timestamp,
                           random_state=config.model.seed, max_iter=500)
     gmm.fit(z)
     resp = gmm.predict_proba(z)
-    chars = characteristics(rows_all.loc[rows.index], resp, cols)
+    reference = characteristic_reference(rows_all.loc[rows.index], cols)
+    chars = characteristics(rows_all.loc[rows.index], resp, reference)
     # clusters in order of stress, so versions read alike
     order = np.argsort([c.get("stress", 0.0) for c in chars], kind="stable")
     centres = np.asarray(gmm.means_)[order]
@@ -300,7 +334,9 @@ def fit_regime_model(features: pd.DataFrame, trained_through: pd.Timestamp,
         transition=np.eye(len(labels)).tolist(), temperature=config.model.posterior_temperature,
         trained_through=str(pd.Timestamp(trained_through).date()), training_rows=len(rows),
         first_training_date=str(rows.index[0].date()), embedding_dim=config.embedding_dim,
-        embedding_seed=config.model.seed, window=config.window)
+        embedding_seed=config.model.seed, window=config.window, reference=reference,
+        labelling=config.model.labelling.model_dump(),
+        outlier_distance=float(np.sqrt(chi2.ppf(config.model.outlier_probability, len(cols)))))
     zz, _ = model.standardise(rows)
     post, _ = model.cluster_posterior(zz)
     raw = np.asarray(labels)[np.argmax(model.label_posterior(post), axis=1)]
