@@ -46,8 +46,12 @@ def assign_regimes(region: str, features: pd.DataFrame,
         lab_soft = model.label_posterior(soft)
         emb = model.embedding(z)
         best = np.argmax(lab_post, axis=1)
-        outside = np.min(dist, axis=1) > model.outlier_distance
-        own = model.label_days(sub) if outside.any() else []
+        far = np.min(dist, axis=1) > model.outlier_distance
+        own = model.label_days(sub) if far.any() else []
+        # far from every prototype and named otherwise by its own characteristics (a crash
+        # after calm years): the day's own label; far but alike (a very calm day): the model's
+        outside = np.array([bool(far[j]) and own[j] != model.labels[best[j]]
+                            for j in range(len(idx))], dtype=bool)
         for j, i in enumerate(idx):
             raw[i] = own[j] if outside[j] else model.labels[best[j]]
             order = np.argsort(-np.abs(z[j]), kind="stable")[:DRIVERS]
@@ -57,6 +61,7 @@ def assign_regimes(region: str, features: pd.DataFrame,
             info[i] = {
                 "model_id": mid, "model": model, "soft": lab_soft[j], "embedding": emb[j],
                 "cluster": int(np.argmax(post[j])), "out_of_range": bool(outside[j]),
+                "far_from_prototypes": bool(far[j]),
                 "distances": {k: round(v, 4) for k, v in by_label.items()},
                 "drivers": {model.features[k]: round(float(z[j, k]), 3) for k in order},
                 "missing": [model.features[k] for k in np.flatnonzero(missing[j])],
