@@ -51,6 +51,15 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(quick=args.quick)
 
 
+def _declare_engine_tables() -> None:
+    """Import the engines whose tables the brief reads, so their schemas are declared (the
+    Dagster code location does this when it loads its assets)."""
+    import importlib
+
+    for engine in ("features", "encoders", "profiles", "regime"):
+        importlib.import_module(f"prometheus_dagster.engines.{engine}")
+
+
 def _cmd_brief(args: argparse.Namespace) -> int:
     """Render the daily brief for a past date straight from the warehouse (no Dagster run)."""
     import pandas as pd
@@ -61,6 +70,7 @@ def _cmd_brief(args: argparse.Namespace) -> int:
     from prometheus_dagster.engines.brief import write_brief
     from prometheus_dagster.resources.warehouse import Warehouse
 
+    _declare_engine_tables()
     try:
         date = pd.Timestamp(args.date)
     except ValueError:
