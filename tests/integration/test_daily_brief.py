@@ -74,3 +74,21 @@ def test_brief_displays_in_a_browser(env, tmp_path):
     subprocess.run([chromium, *flags, "--window-size=1280,1600", f"--screenshot={shot}",
                     html_path.as_uri()], capture_output=True, timeout=120)
     assert shot.exists() and shot.stat().st_size > 20_000  # text, tables and the plot drawn
+
+
+def test_cli_renders_a_past_brief_with_the_engine_tables(env, tmp_path):
+    """The CLI runs outside Dagster: it still knows the feature tables, so the brief it renders
+    shows the market internals."""
+    import os
+    import sys
+
+    wh, _, _ = env
+    out = subprocess.run(
+        [sys.executable, "-m", "prometheus_dagster.cli", "brief", "--date", DAY, "--markets", M,
+         "--out", str(tmp_path)],
+        env={**os.environ, "PROMETHEUS_WAREHOUSE_URL": f"duckdb:///{wh.path}"},
+        capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    html = (tmp_path / DAY / "brief.html").read_text()
+    assert "no market internals" not in html
+    assert "avg_pairwise_corr_63d" in html
