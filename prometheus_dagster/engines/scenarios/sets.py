@@ -1,0 +1,205 @@
+"""Scenario sets: ids, seeding, generation with bounds, the ``scenario_sets`` /
+``scenario_paths`` rows, and regeneration from a stored set row.
+
+The random stream of a set is a ``numpy.random.SeedSequence`` of the spec's seed and a SHA-256
+of (market, as-of date, set name), so a run for one date and a backfill over many dates give
+the same paths, and a stored row (its spec and seed) with the same inputs gives them again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from pydantic import ValidationError
+
+from prometheus_dagster.core.errors import ConfigError
+from prometheus_dagster.core.schemas import empty_frame, validate_frame
+from prometheus_dagster.engines.scenarios.config import Bounds, ScenariosConfig, ScenarioSetSpec
+from prometheus_dagster.engines.scenarios.errors import ScenarioError
+from prometheus_dagster.engines.scenarios.generators import GENERATORS, GenerationContext
+from prometheus_dagster.engines.scenarios.inputs import (
+    ScenarioInputs,
+    prepare_base_window,
+    set_context,
+)
+from prometheus_dagster.engines.scenarios.paths import (
+    clip_to_bounds,
+    cumulative_returns,
+    path_statistics,
+)
+
+
+@dataclass(frozen=True)
+class GeneratedSet:
+    """A generated set: its ``scenario_sets`` row, the instruments (columns of the paths) and
+    the bounded step returns, shape (num_paths, horizon, n_instruments)."""
+
+    set_row: dict
+    instrument_ids: list[str]
+    paths: np.ndarray
+
+    @property
+    def cumulative_returns(self) -> np.ndarray:
+        """(num_paths, n_instruments) compounded path returns."""
+        return cumulative_returns(self.paths)
+
+
+def _day(as_of_date: pd.Timestamp) -> pd.Timestamp:
+    return pd.Timestamp(as_of_date).normalize()
+
+
+def spec_json(spec: ScenarioSetSpec) -> str:
+    """The canonical JSON of a spec (sorted keys, no spaces): what its id hash is taken of."""
+    return json.dumps(spec.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+
+
+def scenario_set_id(market_id: str, as_of_date: pd.Timestamp, spec: ScenarioSetSpec) -> str:
+    """``market:YYYY-MM-DD:name:hash8``, hash8 the first 8 hex digits of the SHA-256 of the
+    spec's canonical JSON."""
+    digest = hashlib.sha256(spec_json(spec).encode()).hexdigest()[:8]
+    return f"{market_id}:{_day(as_of_date):%Y-%m-%d}:{spec.name}:{digest}"
+
+
+def scenario_seed_sequence(seed: int, market_id: str, as_of_date: pd.Timestamp, name: str
+                           ) -> np.random.SeedSequence:
+    """The seed sequence of a set (stable across processes: no Python ``hash()``)."""
+    key = f"{market_id}|{_day(as_of_date):%Y-%m-%d}|{name}".encode()
+    words = np.frombuffer(hashlib.sha256(key).digest()[:16], dtype="<u4")
+    return np.random.SeedSequence([int(seed), *(int(w) for w in words)])
+
+
+def _generate(market_id: str, day: pd.Timestamp, spec: ScenarioSetSpec,
+              inputs: ScenarioInputs, config: ScenariosConfig, config_id: str) -> GeneratedSet:
+    """Generate from inputs already cut to sessions <= ``day``."""
+    where = set_context(spec, day)
+    base = prepare_base_window(inputs, day, spec, config.min_history_fraction)
+    ctx = GenerationContext(spec, base, inputs,
+                            scenario_seed_sequence(spec.seed, market_id, day, spec.name), where)
+    result = GENERATORS[spec.family](ctx)
+    bounds = config.bounds
+    paths, clipped = clip_to_bounds(result.paths, bounds.min_step_return, bounds.max_step_return)
+    calibration = {
+        **path_statistics(base.returns[result.used_rows][None]),
+        "n_sessions": len(result.used_rows),
+        "first_session": f"{base.sessions[result.used_rows[0]]:%Y-%m-%d}",
+        "last_session": f"{base.sessions[result.used_rows[-1]]:%Y-%m-%d}",
+    }
+    details = {
+        **result.details,
+        "requested_paths": spec.num_paths,
+        "settings": {"bounds": bounds.model_dump(mode="json"),
+                     "min_history_fraction": config.min_history_fraction},
+        "warnings": list(base.warnings),
+    }
+    row = {
+        "market_id": market_id,
+        "as_of_date": day,
+        "set_id": scenario_set_id(market_id, day, spec),
+        "name": spec.name,
+        "family": spec.family,
+        "category": spec.category,
+        "horizon": spec.horizon,
+        "num_paths": int(paths.shape[0]),
+        "seed": spec.seed,
+        "generator_spec": spec.model_dump(mode="json"),
+        "base_start": base.sessions[0],
+        "base_end": base.sessions[-1],
+        "regime_filter": None if spec.regime_filter is None else list(spec.regime_filter),
+        "regime_filter_applied": bool(result.regime_filter_applied),
+        "tags": list(spec.tags),
+        "n_instruments": len(base.instrument_ids),
+        "excluded_instruments": list(base.excluded),
+        "clipped_moves": clipped,
+        "calibration": calibration,
+        "path_statistics": path_statistics(paths),
+        "details": details,
+        "config_id": config_id,
+    }
+    return GeneratedSet(row, list(base.instrument_ids), paths)
+
+
+def _prepared(inputs: ScenarioInputs, day: pd.Timestamp, strict: bool) -> ScenarioInputs:
+    inputs.validate()
+    if strict:
+        inputs.check_as_of(day)
+    return inputs.as_of(day)
+
+
+def generate_scenario_set(market_id: str, as_of_date: pd.Timestamp, spec: ScenarioSetSpec,
+                          inputs: ScenarioInputs, config: ScenariosConfig, config_id: str,
+                          *, strict: bool = False) -> GeneratedSet:
+    """One scenario set of ``market_id`` as of ``as_of_date`` (D). Dated inputs after D are
+    ignored (cut off here), or refused with LookAheadError when ``strict``."""
+    day = _day(as_of_date)
+    return _generate(market_id, day, spec, _prepared(inputs, day, strict), config, config_id)
+
+
+def generate_scenarios(market_id: str, as_of_date: pd.Timestamp, inputs: ScenarioInputs,
+                       config: ScenariosConfig, config_id: str, *, strict: bool = False
+                       ) -> list[GeneratedSet]:
+    """Every set of the config, in config order."""
+    day = _day(as_of_date)
+    prepared = _prepared(inputs, day, strict)
+    return [_generate(market_id, day, spec, prepared, config, config_id)
+            for spec in config.sets]
+
+
+def scenario_frames(sets: list[GeneratedSet]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The ``scenario_sets`` and ``scenario_paths`` rows of generated sets, validated against
+    their schemas. Path rows carry step returns as float32 vectors; cumulative returns are
+    compounded from the float64 paths."""
+    if not sets:
+        return empty_frame("scenario_sets"), empty_frame("scenario_paths")
+    set_rows = validate_frame("scenario_sets", pd.DataFrame([s.set_row for s in sets]))
+    path_frames = []
+    for s in sets:
+        num_paths, horizon, n = s.paths.shape
+        flat = s.paths.transpose(0, 2, 1).reshape(num_paths * n, horizon)
+        steps = flat.astype("<f4")
+        row = s.set_row
+        path_frames.append(pd.DataFrame({
+            "market_id": row["market_id"],
+            "as_of_date": row["as_of_date"],
+            "set_id": row["set_id"],
+            "path_id": np.repeat(np.arange(num_paths), n),
+            "instrument_id": np.tile(np.asarray(s.instrument_ids, dtype=object), num_paths),
+            "step_returns": [v.tobytes() for v in steps],
+            "cumulative_return": np.prod(1.0 + flat, axis=1) - 1.0,
+            "config_id": row["config_id"],
+        }))
+    return set_rows, validate_frame("scenario_paths", pd.concat(path_frames, ignore_index=True))
+
+
+def _json_field(value: object) -> object:
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def regenerate_paths(set_row: dict | pd.Series, inputs: ScenarioInputs,
+                     config: ScenariosConfig) -> GeneratedSet:
+    """Rebuild a stored set from its row (``generator_spec``, seed, market, date) and the same
+    inputs. Bounds and the history threshold are those recorded on the row (``details``), else
+    the config's; the rebuilt set must have the stored ``set_id``."""
+    row = dict(set_row)
+    try:
+        spec = ScenarioSetSpec.model_validate(_json_field(row["generator_spec"]))
+    except ValidationError as exc:
+        raise ConfigError(f"scenario set {row.get('set_id')!r}: stored generator_spec is "
+                          f"invalid: {exc}") from None
+    if int(row["seed"]) != spec.seed:
+        raise ScenarioError(f"scenario set {row['set_id']!r}: row seed {row['seed']} differs "
+                            f"from the spec's seed {spec.seed}")
+    settings = (_json_field(row.get("details")) or {}).get("settings")
+    if settings:
+        config = config.model_copy(update={
+            "bounds": Bounds.model_validate(settings["bounds"]),
+            "min_history_fraction": float(settings["min_history_fraction"])})
+    regenerated = generate_scenario_set(str(row["market_id"]), pd.Timestamp(row["as_of_date"]),
+                                        spec, inputs, config, str(row["config_id"]))
+    if regenerated.set_row["set_id"] != row["set_id"]:
+        raise ScenarioError(f"scenario set {row['set_id']!r}: regenerated as "
+                            f"{regenerated.set_row['set_id']!r} (market, date or spec differ)")
+    return regenerated
