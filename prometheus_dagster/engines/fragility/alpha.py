@@ -1,0 +1,76 @@
+"""``fragility_alpha`` rows: components, SoftTargetScore, the model's tail probability and
+FragilityAlpha per horizon, FragilityClass and position templates."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from prometheus_dagster.engines.fragility.classes import fragility_class, position_templates
+from prometheus_dagster.engines.fragility.config import COMPONENTS, FragilityConfig
+from prometheus_dagster.engines.fragility.model import FragilityModel
+
+
+def fragility_alpha_rows(components: pd.DataFrame, models: dict[pd.Timestamp, tuple[str,
+                         FragilityModel]], config: FragilityConfig,
+                         config_id: str) -> pd.DataFrame:
+    """One row per entity, date and horizon. ``models`` maps a date to (model_id, model)
+    trained strictly before it; issuers on dates with a model get a tail probability and
+    FragilityAlpha, everything else gets the components, score and class alone."""
+    if components.empty:
+        return pd.DataFrame()
+    comp = components.reset_index(drop=True)
+    prob = {h: np.full(len(comp), np.nan) for h in config.horizons}
+    alpha = {h: np.full(len(comp), np.nan) for h in config.horizons}
+    model_ids = np.full(len(comp), None, dtype=object)
+    issuers = (comp["entity_type"] == "ISSUER").to_numpy()
+    by_model: dict[str, list[int]] = {}
+    for k, d in enumerate(comp["as_of_date"]):
+        entry = models.get(pd.Timestamp(d))
+        if entry is not None and issuers[k]:
+            by_model.setdefault(entry[0], []).append(k)
+    for mid, rows in by_model.items():
+        model = models[pd.Timestamp(comp.loc[rows[0], "as_of_date"])][1]
+        scored = model.predict(comp.loc[rows])
+        for h in config.horizons:
+            if h in scored:
+                prob[h][rows], alpha[h][rows] = scored[h]
+        model_ids[rows] = mid
+    features = [{f: _num(comp.at[k, f]) for f in config.model.features if f in comp}
+                for k in range(len(comp))]
+    frames = []
+    for h in config.horizons:
+        classes, templates = [], []
+        for k in range(len(comp)):
+            p = prob[h][k]
+            cls = fragility_class(float(comp.at[k, "soft_target_score"]),
+                                  str(comp.at[k, "soft_target_class"]),
+                                  None if np.isnan(p) else float(p), config)
+            classes.append(cls)
+            instrument = comp.at[k, "instrument_id"] if "instrument_id" in comp else None
+            templates.append(position_templates(
+                str(comp.at[k, "entity_type"]), str(comp.at[k, "entity_id"]),
+                instrument if isinstance(instrument, str) else None, cls,
+                float(comp.at[k, "soft_target_score"]),
+                {c: float(comp.at[k, c]) for c in COMPONENTS}, config))
+        frames.append(pd.DataFrame({
+            "market_id": comp["market_id"], "entity_type": comp["entity_type"],
+            "entity_id": comp["entity_id"],
+            "instrument_id": comp["instrument_id"] if "instrument_id" in comp else None,
+            "as_of_date": comp["as_of_date"], "horizon_days": h,
+            **{c: comp[c].astype(float) for c in COMPONENTS},
+            "soft_target_score": comp["soft_target_score"].astype(float),
+            "soft_target_class": comp["soft_target_class"],
+            "tail_probability": prob[h], "fragility_alpha": alpha[h],
+            "fragility_class": classes, "position_templates": templates,
+            "features": features, "model_id": model_ids, "config_id": config_id}))
+    return pd.concat(frames, ignore_index=True).sort_values(
+        ["as_of_date", "entity_type", "entity_id", "horizon_days"], ignore_index=True)
+
+
+def _num(v: object) -> float | None:
+    try:
+        x = float(v)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return x if np.isfinite(x) else None

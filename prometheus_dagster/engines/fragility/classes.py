@@ -1,0 +1,110 @@
+"""Soft-target classes (SPEC §3.6) and fragility classes (SPEC §3.9), with the reasons."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from prometheus_dagster.engines.fragility.config import FragilityConfig
+
+
+def _below(x: float, line: float) -> bool:
+    return bool(np.isfinite(x) and x < line)
+
+
+def _above(x: float, line: float | None) -> bool:
+    return bool(line is not None and np.isfinite(x) and x > line)
+
+
+def soft_target_class(stability: float, fragility: float, weakness: float,
+                      config: FragilityConfig) -> tuple[str, list[str]]:
+    """(class, reasons). SOFT_TARGET needs all three lines crossed; WATCHLIST either of the
+    looser stability and fragility lines; a missing value never crosses a line."""
+    st, wl = config.soft_targets.soft_target, config.soft_targets.watchlist
+    if (_below(stability, st.stability_below) and _above(fragility, st.fragility_above)
+            and _above(weakness, st.weakness_above)):
+        return "SOFT_TARGET", [f"stability {stability:.2f} < {st.stability_below}",
+                               f"high_fragility {fragility:.2f} > {st.fragility_above}",
+                               f"profile_weakness {weakness:.2f} > {st.weakness_above}"]
+    reasons = []
+    if _below(stability, wl.stability_below):
+        reasons.append(f"stability {stability:.2f} < {wl.stability_below}")
+    if _above(fragility, wl.fragility_above):
+        reasons.append(f"high_fragility {fragility:.2f} > {wl.fragility_above}")
+    if wl.weakness_above is not None and _above(weakness, wl.weakness_above):
+        reasons.append(f"profile_weakness {weakness:.2f} > {wl.weakness_above}")
+    return ("WATCHLIST", reasons) if reasons else ("NONE", [])
+
+
+def soft_target_classes(stability: pd.DataFrame, measures: pd.DataFrame,
+                        config: FragilityConfig, config_id: str) -> pd.DataFrame:
+    """``soft_target_classes`` rows: one per entity with a stability vector on the date.
+    Profile weakness is 1 - the fundamental component of the stability vector (the latest
+    profile's weakness for an issuer, the members' mean for a sector or market)."""
+    keys = ["entity_type", "entity_id", "as_of_date"]
+    merged = stability[["market_id", *keys, "stability_score", "fundamental"]].merge(
+        measures[[*keys, "high_fragility"]] if len(measures) else
+        pd.DataFrame(columns=[*keys, "high_fragility"]), on=keys, how="left")
+    merged["as_of_date"] = pd.to_datetime(merged["as_of_date"])
+    weakness = 1.0 - merged["fundamental"].astype(float)
+    classes, reasons = [], []
+    for s, f, w in zip(merged["stability_score"].astype(float),
+                       merged["high_fragility"].astype(float), weakness, strict=True):
+        c, r = soft_target_class(s, f, w, config)
+        classes.append(c)
+        reasons.append(r + ([] if np.isfinite(f) else ["no scenario losses"]))
+    return pd.DataFrame({
+        "market_id": merged["market_id"], "entity_type": merged["entity_type"],
+        "entity_id": merged["entity_id"], "as_of_date": merged["as_of_date"],
+        "soft_target_class": classes, "stability_score": merged["stability_score"],
+        "high_fragility": merged["high_fragility"], "profile_weakness": weakness,
+        "reasons": reasons, "config_id": config_id,
+    }).sort_values(["as_of_date", "entity_type", "entity_id"], ignore_index=True)
+
+
+def fragility_class(score: float, soft_class: str, tail_probability: float | None,
+                    config: FragilityConfig) -> str:
+    """CRISIS: tail probability or score at its crisis line; SHORT_CANDIDATE: a soft target,
+    or a score at its line with (when a model exists) enough tail probability; WATCHLIST: on
+    the soft-target watchlist or a score at its line; else NONE."""
+    cc = config.classes
+    p = tail_probability if tail_probability is not None and np.isfinite(tail_probability) \
+        else None
+    s = score if np.isfinite(score) else 0.0
+    if (p is not None and p >= cc.crisis_probability) or s >= cc.crisis_score:
+        return "CRISIS"
+    if soft_class == "SOFT_TARGET" or (s >= cc.short_score
+                                       and (p is None or p >= cc.short_probability)):
+        return "SHORT_CANDIDATE"
+    if soft_class == "WATCHLIST" or s >= cc.watch_score:
+        return "WATCHLIST"
+    return "NONE"
+
+
+def position_templates(entity_type: str, entity_id: str, instrument_id: str | None,
+                       fragility_class_: str, score: float, components: dict[str, float],
+                       config: FragilityConfig) -> list[dict]:
+    """What a portfolio manager could do about a fragile entity, scaled by capital. Engines
+    never trade: these are hints for the portfolio engine and for people."""
+    if fragility_class_ == "NONE":
+        return []
+    tc = config.templates
+    drivers = ", ".join(f"{k} {v:.2f}" for k, v in sorted(components.items(),
+                                                         key=lambda kv: -kv[1])
+                        if np.isfinite(v))
+    base = {"entity_type": entity_type, "entity_id": entity_id, "instrument_id": instrument_id}
+    if fragility_class_ == "WATCHLIST":
+        return [{**base, "direction": "FLAT", "kind": "AVOID_LONG", "notional_hint": 0.0,
+                 "rationale": f"watchlist: {drivers}"}]
+    notional = round(min(tc.capital * tc.base_fraction * max(score, 0.0),
+                         tc.capital * tc.max_fraction), 2)
+    kind = {"ISSUER": "EQUITY_SHORT", "SECTOR": "SECTOR_HEDGE"}.get(entity_type,
+                                                                    "INDEX_HEDGE")
+    out = [{**base, "direction": "SHORT", "kind": kind, "notional_hint": notional,
+            "rationale": f"{fragility_class_.lower()}: {drivers}"}]
+    if fragility_class_ == "CRISIS" and entity_type == "ISSUER":
+        out[0]["notional_hint"] = round(notional / 2, 2)
+        out.append({**base, "direction": "LONG", "kind": "PUT_SPREAD",
+                    "notional_hint": round(notional / 2, 2),
+                    "rationale": f"crisis convexity: {drivers}"})
+    return out
