@@ -56,7 +56,8 @@ def _declare_engine_tables() -> None:
     Dagster code location does this when it loads its assets)."""
     import importlib
 
-    for engine in ("features", "encoders", "profiles", "regime"):
+    for engine in ("features", "encoders", "profiles", "regime", "stability", "scenarios",
+                   "fragility"):
         importlib.import_module(f"prometheus_dagster.engines.{engine}")
 
 

@@ -7,11 +7,14 @@ from dagster import AssetKey, Definitions
 from prometheus_dagster.assets.brief import daily_brief_asset
 from prometheus_dagster.assets.embeddings import encoder_assets
 from prometheus_dagster.assets.features import features_assets
+from prometheus_dagster.assets.fragility import fragility_assets
 from prometheus_dagster.assets.ingestion import MARKET_TABLES, ingestion_assets
 from prometheus_dagster.assets.profiles import profile_assets
 from prometheus_dagster.assets.qc import preopen_qc_asset
 from prometheus_dagster.assets.reference import reference_assets
 from prometheus_dagster.assets.regime import regime_assets, regime_regions
+from prometheus_dagster.assets.scenarios import scenario_assets
+from prometheus_dagster.assets.stability import stability_assets
 from prometheus_dagster.core.calendars import GLOBAL, MarketState, market_ids
 from prometheus_dagster.core.config import load_engine_config
 from prometheus_dagster.core.ingestion_config import ingestion_config
@@ -32,6 +35,9 @@ def build_assets() -> list:
                     for t in ("market_correlation_daily", "profiles")
                     if t != "profiles" or m in encoded]
     brief_inputs += [AssetKey([r, "regimes"]) for r in regions]
+    brief_inputs += [AssetKey([m, t]) for m in data_markets
+                     for t in ("stability_vectors", "soft_target_classes", "fragility_alpha")
+                     if t != "fragility_alpha" or m in encoded]
     return [
         *reference_assets(market_ids()),
         *ingestion_assets(data_markets),
@@ -39,6 +45,9 @@ def build_assets() -> list:
         *encoder_assets(encoded, data_markets),
         *profile_assets(encoded),
         *regime_assets(data_markets),
+        *stability_assets(data_markets, encoded, list(regions)),
+        *scenario_assets(data_markets, list(regions)),
+        *fragility_assets(data_markets, encoded),
         daily_brief_asset(data_markets, brief_inputs),
         *(preopen_qc_asset(m, list(MARKET_TABLES), engine_tables(m, encoded, list(regions)))
           for m in data_markets),
@@ -52,6 +61,10 @@ def engine_tables(market_id: str, encoded: list[str], regions: list[str]) -> lis
         tables += ["numeric_window_embeddings", "joint_embeddings", "profiles"]
     if market_id in regions:
         tables.append("regimes")
+    tables += ["stability_vectors", "scenario_sets", "scenario_paths", "fragility_measures",
+               "soft_target_classes"]
+    if market_id in encoded:
+        tables.append("fragility_alpha")
     return tables
 
 

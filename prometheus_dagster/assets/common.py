@@ -58,3 +58,9 @@ def write_decisions(warehouse: Warehouse, context: AssetExecutionContext, engine
         mlflow_run_id=mlflow_run_id)
     return warehouse.write_partitions("engine_decisions", rows, market_id=market_id,
                                       dates=dates, extra={"engine_name": engine_name})
+
+
+def lookback_start(first_date: pd.Timestamp, sessions: int) -> pd.Timestamp:
+    """A calendar date at least ``sessions`` trading sessions before ``first_date`` (about
+    252 sessions a year, with a margin for holidays)."""
+    return pd.Timestamp(first_date) - pd.Timedelta(days=int(sessions * 7 / 5 * 1.05) + 10)

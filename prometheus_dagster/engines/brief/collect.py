@@ -13,7 +13,9 @@ HISTORY_SESSIONS = 126
 TOP_N = 10
 # tables whose rows for the date are counted in the pipeline-status section, in chain order
 CHAIN = ("prices_daily", "news_articles", "returns_daily", "factors_daily", "text_embeddings",
-         "numeric_window_embeddings", "joint_embeddings", "profiles", "regimes")
+         "numeric_window_embeddings", "joint_embeddings", "profiles", "regimes",
+         "stability_vectors", "scenario_sets", "fragility_measures", "soft_target_classes",
+         "fragility_alpha")
 
 
 @dataclass
@@ -26,6 +28,9 @@ class BriefData:
     regimes: pd.DataFrame | None = None    # region, date, label, confidence (history)
     weakest: pd.DataFrame | None = None    # issuers with the highest profile_weakness
     new_weak: pd.DataFrame | None = None   # issuers crossing the weakness threshold today
+    stability: pd.DataFrame | None = None  # market_id, as_of_date, market stability (history)
+    soft_targets: pd.DataFrame | None = None  # entities on the watchlist or soft targets today
+    fragility: pd.DataFrame | None = None  # highest SoftTargetScores today with class and alpha
     models: pd.DataFrame = field(default_factory=pd.DataFrame)
     notes: list[str] = field(default_factory=list)
 
@@ -103,6 +108,7 @@ def collect_brief(wh, date: pd.Timestamp, markets: list[str],
             crossed = (today["profile_weakness"].to_numpy() >= weakness_threshold) & ~(
                 was.to_numpy() >= weakness_threshold)
             new_weak = today[crossed].assign(previous=was.to_numpy()[crossed])
+    stability, soft, fragility = _fragility_sections(wh, d)
     models = pd.DataFrame()
     if _has(wh, "models"):
         models = wh.read("models", columns=["model_id", "market_id", "model_type",
@@ -114,7 +120,40 @@ def collect_brief(wh, date: pd.Timestamp, markets: list[str],
         date=d, markets=list(markets), pipeline=pd.DataFrame(status_rows),
         index_history=pd.concat(history, ignore_index=True) if history else pd.DataFrame(),
         internals=pd.DataFrame(internals), regimes=regimes, weakest=weakest,
-        new_weak=new_weak, models=models, notes=notes)
+        new_weak=new_weak, stability=stability, soft_targets=soft, fragility=fragility,
+        models=models, notes=notes)
+
+
+def _fragility_sections(wh, d: pd.Timestamp):
+    """(market stability history, today's soft targets and watchlist, today's highest
+    SoftTargetScores), each None when the table is absent or empty."""
+    stability = soft = fragility = None
+    if _has(wh, "stability_vectors"):
+        st = wh.read("stability_vectors", where={"entity_type": "MARKET",
+                                                 "as_of_date": _between(d, HISTORY_SESSIONS * 2)},
+                     columns=["market_id", "as_of_date", "stability_score", "liquidity",
+                              "volatility", "contagion", "fundamental"])
+        stability = st if len(st) else None
+    if _has(wh, "soft_target_classes"):
+        sc = wh.read("soft_target_classes", where={"as_of_date": d,
+                                                   "soft_target_class": ["SOFT_TARGET",
+                                                                         "WATCHLIST"]},
+                     columns=["market_id", "entity_type", "entity_id", "soft_target_class",
+                              "stability_score", "high_fragility", "profile_weakness"])
+        if len(sc):
+            order = {"SOFT_TARGET": 0, "WATCHLIST": 1}
+            soft = sc.assign(_o=sc["soft_target_class"].map(order)).sort_values(
+                ["_o", "stability_score"]).drop(columns="_o").head(TOP_N * 2)
+    if _has(wh, "fragility_alpha"):
+        fa = wh.read("fragility_alpha", where={"as_of_date": d},
+                     columns=["market_id", "entity_type", "entity_id", "horizon_days",
+                              "soft_target_score", "fragility_class", "tail_probability",
+                              "fragility_alpha", "weak_profile", "instability",
+                              "high_fragility", "complacent_pricing"])
+        if len(fa):
+            first = fa[fa["horizon_days"] == fa["horizon_days"].max()]
+            fragility = first.sort_values("soft_target_score", ascending=False).head(TOP_N)
+    return stability, soft, fragility
 
 
 def _between(d: pd.Timestamp, days: int):

@@ -32,7 +32,8 @@ def render_figure(data: BriefData) -> bytes:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    panels = 1 + (data.regimes is not None) + (data.weakest is not None)
+    panels = 1 + (data.regimes is not None) + (data.weakest is not None) \
+        + (data.stability is not None)
     fig, axes = plt.subplots(panels, 1, figsize=(11, 3.4 * panels), squeeze=False)
     ax = axes[0][0]
     if len(data.index_history):
@@ -57,6 +58,18 @@ def render_figure(data: BriefData) -> bytes:
             ax.set_ylim(0, 1.02)
             ax.legend(loc="lower left", ncol=4)
         ax.set_title("Regime confidence per region")
+    if data.stability is not None:
+        ax = axes[k][0]
+        k += 1
+        st = data.stability.sort_values("as_of_date")
+        for m, g in st.groupby("market_id"):
+            ax.plot(pd.to_datetime(g["as_of_date"]), g["stability_score"], label=str(m))
+        glob = st.groupby("as_of_date")["stability_score"].mean()
+        ax.plot(pd.to_datetime(glob.index), glob.to_numpy(), color="black", lw=2,
+                label="global index")
+        ax.set_ylim(0, 1.02)
+        ax.legend(loc="lower left", ncol=4)
+        ax.set_title("Market stability (1 = most stable) and the global stability index")
     if data.weakest is not None:
         ax = axes[k][0]
         w = data.weakest.iloc[::-1]
@@ -127,6 +140,14 @@ def render_brief(data: BriefData, png: bytes | None = None) -> str:
                             "alert_level", "warning_count")
                 if c and c in reg.columns]
         parts += ["<h2>Regime per region</h2>", _table(latest[cols])]
+    if data.stability is not None:
+        st = data.stability
+        today = st[st["as_of_date"] == st["as_of_date"].max()]
+        parts += [f"<h2>Stability (global index {today['stability_score'].mean():.3f})</h2>",
+                  _table(today.drop(columns=["as_of_date"]))]
+    parts += ["<h2>Soft targets and watchlist</h2>", _table(data.soft_targets),
+              "<h2>Highest SoftTargetScores (fragility alpha, longest horizon)</h2>",
+              _table(data.fragility)]
     parts += ["<h2>Market internals</h2>", _table(data.internals, "{:.4f}")]
     parts += ["<h2>Weakest issuer profiles</h2>",
               _table(data.weakest.round(3) if data.weakest is not None else None),

@@ -1,0 +1,184 @@
+"""Stability, scenario and fragility assets through Dagster on a small embedded market:
+stability vectors, scenario sets and paths reproducible from their stored specs, scenario-loss
+measures, soft-target classes, a tail model trained point in time and registered in MLflow,
+fragility alpha made with it; decision records; look-ahead invariance and single-run backfills
+equal to per-partition runs."""
+
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+from dagster import AssetKey, materialize
+
+from prometheus_dagster.assets.embeddings import encoder_assets
+from prometheus_dagster.assets.features import features_assets
+from prometheus_dagster.assets.fragility import fragility_assets
+from prometheus_dagster.assets.ingestion import ingestion_assets
+from prometheus_dagster.assets.profiles import profile_assets
+from prometheus_dagster.assets.scenarios import scenario_assets
+from prometheus_dagster.assets.stability import stability_assets
+from prometheus_dagster.core import config as core_config
+from prometheus_dagster.core.paths import CONFIG_DIR
+from prometheus_dagster.core.schemas import get_schema
+from prometheus_dagster.engines.features import FEATURE_TABLES
+from prometheus_dagster.engines.scenarios import regenerate_paths
+from prometheus_dagster.resources import build_resources
+from prometheus_dagster.resources.sources import SourceResource
+from prometheus_dagster.resources.warehouse import Warehouse
+
+M = "US_EQ"
+HISTORY = ("2021-10-01", "2023-01-31")   # ingested first (look-backs and outcomes)
+ENGINE_HISTORY = ("2022-06-01", "2022-12-30")  # what the tail model learns from
+DAYS = ("2023-01-03", "2023-01-31")
+LATER = ("2023-02-01", "2023-02-28")
+REFIT = "2023-01-01"
+CHAIN = ["stability_vectors", "scenario_sets", "scenario_paths", "fragility_measures",
+         "soft_target_classes"]
+TABLES = ["stability_vectors", "scenario_sets", "fragility_measures", "soft_target_classes",
+          "fragility_alpha"]
+
+
+def span(a: str, b: str) -> dict:
+    return {"dagster/asset_partition_range_start": a, "dagster/asset_partition_range_end": b}
+
+
+def run(assets, resources, selection, **kw):
+    result = materialize(assets, resources=resources, selection=selection, **kw)
+    assert result.success
+    return result
+
+
+def keys(*tables: str) -> list[AssetKey]:
+    return [AssetKey([M, t]) for t in tables]
+
+
+def ingest(assets, resources, a: str, b: str) -> None:
+    run(assets, resources, keys("prices_daily", "corporate_actions", "fundamentals"),
+        tags=span(a, b))
+    run(assets, resources, keys(*FEATURE_TABLES), tags=span(a, b))
+
+
+def rows(wh: Warehouse, table: str, a: str, b: str) -> pd.DataFrame:
+    out = wh.read_partitions(table, market_id=M, start=a, end=b)
+    return out.sort_values(list(get_schema(table).primary_key)).reset_index(drop=True)
+
+
+def small_config_dir(tmp: Path) -> Path:
+    """The repository's configs with a small scenario set count and a tail model that can be
+    fitted on half a year of a 14-name market."""
+    dst = tmp / "configs"
+    shutil.copytree(CONFIG_DIR, dst)
+    scen = yaml.safe_load((dst / "engines" / "scenarios.yaml").read_text())
+    for s in scen["sets"]:
+        if s.get("num_paths", 1) > 1:
+            s["num_paths"] = 20
+    (dst / "engines" / "scenarios.yaml").write_text(yaml.safe_dump(scen))
+    frag = yaml.safe_load((dst / "engines" / "fragility.yaml").read_text())
+    frag["refit"].update(min_training_rows=200, min_positive=5)
+    frag["model"].update(n_estimators=40, min_child_samples=10)
+    (dst / "engines" / "fragility.yaml").write_text(yaml.safe_dump(frag))
+    return dst
+
+
+@pytest.fixture(scope="module")
+def market(tmp_path_factory):
+    tmp: Path = tmp_path_factory.mktemp("fragility")
+    patch = pytest.MonkeyPatch()
+    patch.setattr(core_config, "CONFIG_DIR", small_config_dir(tmp))
+    cfg = tmp / "market.yaml"
+    cfg.write_text(yaml.safe_dump({
+        "engine": "synthetic_market", "version": "test", "seed": 4,
+        "start_date": "2021-09-01", "end_date": "2023-03-31",
+        "markets": {M: {"n_instruments": 14}, "EU_EQ": {"n_instruments": 4}},
+        "distress": {"annual_rate": 0.6}}))
+    url = f"duckdb:///{tmp / 'wh.duckdb'}"
+    resources = build_resources(warehouse_url=url, mlflow_uri=f"sqlite:///{tmp / 'mlflow.db'}")
+    resources["source"] = SourceResource(kind="embedded", synthetic_config=str(cfg))
+    assets = [*ingestion_assets([M]), *features_assets([M]), *encoder_assets([M], [M]),
+              *profile_assets([M]), *stability_assets([M], [M], []),
+              *scenario_assets([M], []), *fragility_assets([M], [M])]
+    run(assets, resources, keys("instruments", "issuers"))
+    ingest(assets, resources, *HISTORY)
+    run(assets, resources, keys("profiles", *CHAIN), tags=span(ENGINE_HISTORY[0], DAYS[1]))
+    run(assets, resources, keys("fragility_models"), partition_key=REFIT)
+    run(assets, resources, keys("fragility_alpha"), tags=span(*DAYS))
+    wh = Warehouse.from_url(url)
+    first = {t: rows(wh, t, *DAYS) for t in TABLES}
+    yield wh, resources, assets, first
+    patch.undo()
+
+
+def test_stability_and_soft_targets(market):
+    wh, _, _, first = market
+    st = first["stability_vectors"]
+    assert set(st["entity_type"]) == {"ISSUER", "SECTOR", "MARKET"}
+    assert st["stability_score"].between(0, 1).all()
+    assert st[["liquidity", "volatility", "contagion", "fundamental"]].notna().mean().min() > 0.5
+    soft = first["soft_target_classes"]
+    assert set(soft["soft_target_class"]) <= {"NONE", "WATCHLIST", "SOFT_TARGET"}
+    flagged = soft[soft["soft_target_class"] != "NONE"]
+    assert all(len(r) for r in flagged["reasons"])
+    decisions = wh.read("engine_decisions", where={"market_id": M})
+    for engine in ("stability", "scenarios", "soft_targets", "fragility_alpha"):
+        got = decisions[decisions["engine_name"] == engine]
+        assert len(got) >= 20, engine  # one per date of the window (and the history)
+        assert got["mlflow_run_id"].notna().all()
+
+
+def test_scenarios_reproducible_from_stored_specs(market):
+    wh, _, _, first = market
+    sets = first["scenario_sets"]
+    assert {"HISTORICAL", "BOOTSTRAP", "FACTOR_BOOTSTRAP", "SHOCK_OVERLAY",
+            "FRAGILITY_ADVERSARIAL", "NAMED"} <= set(sets["family"])
+    row = sets[sets["family"] == "BOOTSTRAP"].iloc[-1]
+    paths = wh.read_partitions("scenario_paths", market_id=M, dates=[row["as_of_date"]])
+    paths = paths[paths["set_id"] == row["set_id"]]
+    assert paths["path_id"].nunique() == 20
+    from prometheus_dagster.assets.scenarios import ScenarioData, scenarios_config
+
+    cfg = scenarios_config().config
+    d = pd.Timestamp(row["as_of_date"])
+    again = regenerate_paths(row, ScenarioData(wh, M, [d], cfg).for_date(d), cfg)
+    cum = pd.DataFrame(again.cumulative_returns, columns=again.instrument_ids).stack()
+    stored = paths.set_index(["path_id", "instrument_id"])["cumulative_return"]
+    pd.testing.assert_series_equal(cum.rename("cumulative_return").sort_index(),
+                                   stored.sort_index(), check_names=False, check_index_type=False)
+
+
+def test_fragility_model_and_alpha(market):
+    wh, resources, _, first = market
+    models = wh.read("models", where={"model_type": "fragility_tail"})
+    assert len(models) == 1
+    assert pd.Timestamp(models["trained_through"].iloc[0]) <= pd.Timestamp("2022-12-31")
+    versions = resources["mlflow"].model_versions(f"{M}.fragility-lgbm-v1")
+    assert len(versions) == 1
+    alpha = first["fragility_alpha"]
+    issuers = alpha[alpha["entity_type"] == "ISSUER"]
+    assert sorted(alpha["horizon_days"].unique()) == [21, 63]
+    assert (issuers["model_id"] == f"{M}.fragility-lgbm-v1/1").all()
+    assert issuers["tail_probability"].between(0, 1).all()
+    assert (issuers["fragility_alpha"] <= 0).all()
+    for c in ("weak_profile", "instability", "high_fragility", "soft_target_score"):
+        assert issuers[c].between(0, 1).all(), c
+    measures = first["fragility_measures"]
+    assert (measures["worst_case_loss"] >= measures["expected_shortfall"] - 1e-12).all()
+    assert measures["high_fragility"].between(0, 1).all()
+
+
+def test_lookahead_invariance_and_backfill_equals_partitions(market):
+    wh, resources, assets, first = market
+    ingest(assets, resources, *LATER)  # data after the dates
+    run(assets, resources, keys("profiles", *CHAIN, "fragility_alpha"), tags=span(*DAYS))
+    for t in TABLES:
+        again = rows(wh, t, *DAYS)
+        pd.testing.assert_frame_equal(again, first[t], obj=t)
+    days = sorted({pd.Timestamp(d).strftime("%Y-%m-%d")
+                   for d in first["stability_vectors"]["as_of_date"]})[-2:]
+    for d in days:
+        run(assets, resources, keys(*CHAIN, "fragility_alpha"), partition_key=d)
+    for t in TABLES:
+        single = rows(wh, t, days[0], days[-1])
+        expected = first[t][pd.to_datetime(first[t]["as_of_date"]) >= days[0]]
+        pd.testing.assert_frame_equal(single, expected.reset_index(drop=True), obj=t)
