@@ -8,7 +8,8 @@ Three stages:
    through an ephemeral instance and only its data persists.
 2. **Model training**: each market's encoders for the demo year and each region's regime
    prototypes for the demo window's refit period (trained on the history before the period,
-   registered in MLflow).
+   registered in MLflow). The fragility tail model is not trained: it learns from years of
+   stability and fragility history, which the demo does not compute.
 3. **Daily chain**: reference data, then each market's daily job over the demo window (the last
    quarter of the embedded market) as one single-run backfill, in follow-the-sun order, then
    GLOBAL, on the Dagster instance under $DAGSTER_HOME, so every run shows in the UI.
@@ -28,6 +29,7 @@ from prometheus_dagster.core.ingestion_config import ingestion_config
 from prometheus_dagster.core.paths import mlflow_tracking_uri, prometheus_home, warehouse_path
 
 TRAINING_SUFFIX = "_training"
+FRAGILITY_TRAINING = "_fragility_training"
 BRIEF = AssetKey([GLOBAL, "daily_brief"])
 MACRO = AssetKey([GLOBAL, "macro_time_series"])
 RANGE_START = "dagster/asset_partition_range_start"
@@ -124,6 +126,20 @@ def _print_regimes(wh, end: pd.Timestamp) -> None:
               f" confidence {r.confidence:.2f}  alert {r.alert_level:<6} ({r.model_id})")
 
 
+def _print_fragility(wh) -> None:
+    soft = wh.read("soft_target_classes", columns=["market_id", "entity_type", "entity_id",
+                                                   "as_of_date", "soft_target_class"])
+    if soft.empty:
+        return
+    last = soft[soft["as_of_date"] == soft["as_of_date"].max()]
+    print(f"\n==> Soft targets on {pd.Timestamp(last['as_of_date'].iloc[0]).date()}")
+    for m, g in last.groupby("market_id"):
+        counts = g["soft_target_class"].value_counts()
+        flagged = g.loc[g["soft_target_class"] == "SOFT_TARGET", "entity_id"].tolist()
+        print(f"    {m:<8} " + ", ".join(f"{k} {v}" for k, v in counts.items())
+              + (f"  soft targets: {', '.join(flagged[:5])}" if flagged else ""))
+
+
 def _print_failures(result) -> None:
     for event in result.all_events:
         if event.event_type_value == "STEP_FAILURE":
@@ -154,6 +170,11 @@ def run_demo(quick: bool = False) -> int:
         print(f"    history {'ok' if ok else 'FAILED'} in {stages[-1][1]:.1f}s", flush=True)
     training = [j.name for j in defs.jobs if j.name.endswith(TRAINING_SUFFIX)]
     for name in training:
+        if name.endswith(FRAGILITY_TRAINING):
+            print(f"==> {name}: skipped (the tail model learns from years of stability and "
+                  "fragility history; the demo's fragility alpha has components, scores and "
+                  "classes without a tail probability; see the README)", flush=True)
+            continue
         job = defs.resolve_job_def(name)
         key = job.partitions_def.get_partition_key_for_timestamp(
             start.tz_localize("UTC").timestamp())
@@ -210,7 +231,9 @@ def run_demo(quick: bool = False) -> int:
     for table in ("prices_daily", "corporate_actions", "fundamentals", "news_articles",
                   "macro_time_series", "ingestion_runs", "returns_daily", "text_embeddings",
                   "numeric_window_embeddings", "joint_embeddings", "profiles", "regimes",
-                  "engine_decisions", "models", "truth.regime_path"):
+                  "stability_vectors", "scenario_sets", "scenario_paths", "fragility_measures",
+                  "soft_target_classes", "fragility_alpha", "engine_decisions", "models",
+                  "truth.regime_path"):
         if wh.table_exists(table):
             n = wh.query(f"select count(*) as n from {table}")["n"].iloc[0]
             print(f"    {table:<24} {n:>10,}")
@@ -218,6 +241,8 @@ def run_demo(quick: bool = False) -> int:
         _print_encoders(wh)
     if wh.table_exists("regimes"):
         _print_regimes(wh, end)
+    if wh.table_exists("soft_target_classes"):
+        _print_fragility(wh)
     total = time.perf_counter() - t0
     print(f"\n==> Done in {total:.1f}s " + ", ".join(f"{n} {t:.1f}s" for n, t, _ in stages))
     print(f"""

@@ -64,3 +64,23 @@ def lookback_start(first_date: pd.Timestamp, sessions: int) -> pd.Timestamp:
     """A calendar date at least ``sessions`` trading sessions before ``first_date`` (about
     252 sessions a year, with a margin for holidays)."""
     return pd.Timestamp(first_date) - pd.Timedelta(days=int(sessions * 7 / 5 * 1.05) + 10)
+
+
+def train_refit_partitions(context: AssetExecutionContext, market_id: str, what: str,
+                           train_one, error_cls: type[Exception], hint: str = "") -> pd.DataFrame:
+    """``models`` rows of a refit asset: ``train_one(valid_from)`` per partition of the run; a
+    partition whose training raises ``error_cls`` is skipped with a warning, and a run that
+    trains nothing fails with the first reason (and ``hint``)."""
+    rows, skipped = [], []
+    for key in context.partition_keys:
+        try:
+            rows.append(train_one(pd.Timestamp(key)))
+        except error_cls as exc:
+            skipped.append(str(exc))
+            context.log.warning(f"{market_id} {what} {key} not trained: {exc}")
+    if not rows:
+        raise error_cls(f"{market_id}: no {what} could be trained for "
+                        f"{', '.join(context.partition_keys[:3])}: {skipped[0]}{hint}")
+    context.add_output_metadata({"trained": len(rows), "skipped": len(skipped),
+                                 "versions": ", ".join(r["model_id"] for r in rows)})
+    return pd.DataFrame(rows)

@@ -20,6 +20,7 @@ from prometheus_dagster.assets.common import (
     lookback_start,
     register_config,
     run_dates,
+    train_refit_partitions,
     write_decisions,
 )
 from prometheus_dagster.core.config import LoadedConfig, load_engine_config
@@ -38,6 +39,7 @@ from prometheus_dagster.engines.fragility import (
     fragility_alpha_rows,
     fragility_components,
     fragility_measures,
+    index_levels,
     soft_target_classes,
     tail_outcomes,
     total_return_levels,
@@ -137,7 +139,7 @@ def load_components(wh: Warehouse, market_id: str, start: pd.Timestamp | None,
 def read_outcomes(wh: Warehouse, market_id: str, end: pd.Timestamp,
                   cfg: FragilityConfig) -> dict[int, pd.DataFrame]:
     """horizon -> tail outcome of each equity and session whose whole horizon ends on or
-    before ``end`` (prices and delistings dated on or before ``end`` only)."""
+    before ``end`` (prices, index and delistings dated on or before ``end`` only)."""
     rets = wh.read_partitions("returns_daily", market_id=market_id, end=end,
                               columns=["instrument_id", "date", "ret_1d"])
     actions = wh.read("corporate_actions", where={"market_id": market_id,
@@ -147,7 +149,12 @@ def read_outcomes(wh: Warehouse, market_id: str, end: pd.Timestamp,
     delist = actions.groupby("instrument_id")["date"].min()
     levels = total_return_levels(rets)
     to = cfg.tail_outcome
-    return {h: tail_outcomes(levels, delist, h, to.drawdown, to.count_delisting)
+    bench = None
+    if to.relative_to == "market":
+        idx = wh.read_partitions("market_correlation_daily", market_id=market_id, end=end,
+                                 columns=["date", "index_ret_1d"])
+        bench = index_levels(idx.set_index("date")["index_ret_1d"], levels.index)
+    return {h: tail_outcomes(levels, delist, h, to.drawdown, to.count_delisting, bench)
             for h in cfg.horizons}
 
 
@@ -289,22 +296,13 @@ def fragility_training_asset(market_id: str, cfg: FragilityConfig) -> AssetsDefi
         loaded = fragility_config()
         cfg: FragilityConfig = loaded.config  # type: ignore[assignment]
         config_id = register_config(wh, loaded)
-        rows, skipped = [], []
-        for key in context.partition_keys:
-            try:
-                rows.append(_train_one(context, wh, mlflow, market_id, pd.Timestamp(key), cfg,
-                                       config_id))
-            except FragilityTrainingError as exc:
-                skipped.append(str(exc))
-                context.log.warning(f"{market_id} fragility model {key} not trained: {exc}")
-        if not rows:
-            raise FragilityTrainingError(
-                f"{market_id}: no fragility model could be trained for "
-                f"{', '.join(context.partition_keys[:3])}: {skipped[0]}; materialize "
-                f"{market_id}/stability_vectors .. soft_target_classes over more history")
-        context.add_output_metadata({"trained": len(rows), "skipped": len(skipped),
-                                     "versions": ", ".join(r["model_id"] for r in rows)})
-        return pd.DataFrame(rows)
+        return train_refit_partitions(
+            context, market_id, "fragility model",
+            lambda valid_from: _train_one(context, wh, mlflow, market_id, valid_from, cfg,
+                                          config_id),
+            FragilityTrainingError,
+            hint=f"; materialize {market_id}/stability_vectors .. soft_target_classes over "
+                 "more history")
 
     return _models
 

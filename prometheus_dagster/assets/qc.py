@@ -37,7 +37,9 @@ CHECK = "all_checks_passed"
 REQUIRED_OUTPUTS = {"returns_daily", "volatility_daily", "liquidity_daily",
                     "market_correlation_daily"}
 # engines that log decisions, with the output table that says they ran
-DECISION_ENGINES = {"regime": "regimes", "assessment": "instrument_scores",
+DECISION_ENGINES = {"regime": "regimes", "stability": "stability_vectors",
+                    "scenarios": "scenario_sets", "soft_targets": "soft_target_classes",
+                    "fragility_alpha": "fragility_alpha", "assessment": "instrument_scores",
                     "portfolio": "target_portfolios"}
 
 

@@ -20,6 +20,7 @@ from prometheus_dagster.assets.common import (
     register_config,
     require_quality_passed,
     run_dates,
+    train_refit_partitions,
     write_decisions,
 )
 from prometheus_dagster.core.calendars import GLOBAL
@@ -153,20 +154,11 @@ def regime_training_asset(region: str, rc: RegionConfig, cfg: RegimeConfig) -> A
         loaded = regime_config()
         cfg: RegimeConfig = loaded.config  # type: ignore[assignment]
         config_id = register_config(wh, loaded)
-        rows, skipped = [], []
-        for key in context.partition_keys:
-            try:
-                rows.append(_train_one(context, wh, mlflow, region, rc, pd.Timestamp(key), cfg,
-                                       config_id))
-            except RegimeTrainingError as exc:
-                skipped.append(str(exc))
-                context.log.warning(f"{region} regime model {key} not trained: {exc}")
-        if not rows:
-            raise RegimeTrainingError(f"{region}: no regime model could be trained for "
-                                      f"{', '.join(context.partition_keys[:3])}: {skipped[0]}")
-        context.add_output_metadata({"trained": len(rows), "skipped": len(skipped),
-                                     "versions": ", ".join(r["model_id"] for r in rows)})
-        return pd.DataFrame(rows)
+        return train_refit_partitions(
+            context, region, "regime model",
+            lambda valid_from: _train_one(context, wh, mlflow, region, rc, valid_from, cfg,
+                                          config_id),
+            RegimeTrainingError)
 
     return _regime_models
 

@@ -21,6 +21,7 @@ from prometheus_dagster.engines.fragility import (
     fragility_components,
     fragility_measures,
     high_fragility,
+    index_levels,
     position_templates,
     soft_target_class,
     soft_target_classes,
@@ -88,11 +89,11 @@ def test_high_fragility_monotone_in_es_within_type():
 
 # --- classes ----------------------------------------------------------------------------------
 @pytest.mark.parametrize("stability, fragility, weakness, expected", [
-    (0.2, 0.8, 0.8, "SOFT_TARGET"),
-    (0.2, 0.8, 0.6, "WATCHLIST"),   # not weak enough for a soft target
+    (0.2, 0.85, 0.8, "SOFT_TARGET"),
+    (0.2, 0.85, 0.6, "WATCHLIST"),   # not weak enough for a soft target
     (0.45, 0.2, 0.9, "WATCHLIST"),  # stability below the watch line
-    (0.6, 0.55, 0.1, "WATCHLIST"),  # fragility above the watch line
-    (0.6, 0.4, 0.9, "NONE"),
+    (0.6, 0.95, 0.1, "WATCHLIST"),  # fragility above the watch line
+    (0.6, 0.85, 0.9, "NONE"),
     (np.nan, np.nan, np.nan, "NONE"),  # missing values never cross a line
 ])
 def test_soft_target_class_rules(stability, fragility, weakness, expected):
@@ -202,6 +203,18 @@ def test_tail_outcomes_hand_checked():
     assert b.loc[dates[2], "tail_event"]  # delisted within the next two sessions
     assert b.loc[dates[2], "forward_worst"] == -1.0
     assert not b.loc[dates[0], "tail_event"]
+
+
+def test_tail_outcomes_relative_to_the_market():
+    dates = pd.bdate_range("2023-01-02", periods=5)
+    crash = [0.0, -0.5, 0.0, 0.0, 0.0]
+    rets = pd.DataFrame({"instrument_id": "A", "date": dates, "ret_1d": crash})
+    levels = total_return_levels(rets)
+    index = index_levels(pd.Series(crash, index=dates), levels.index)
+    absolute = tail_outcomes(levels, pd.Series(dtype="datetime64[ns]"), 2, 0.4)
+    relative = tail_outcomes(levels, pd.Series(dtype="datetime64[ns]"), 2, 0.4, benchmark=index)
+    assert absolute["tail_event"].iloc[0] and not relative["tail_event"].any()
+    assert relative["forward_worst"].abs().max() < 1e-12  # moved with the market
 
 
 # --- model ------------------------------------------------------------------------------------

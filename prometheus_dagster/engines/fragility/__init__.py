@@ -43,12 +43,17 @@ from prometheus_dagster.engines.fragility.model import (
     FragilityTrainingError,
     fit_fragility_model,
 )
-from prometheus_dagster.engines.fragility.outcomes import tail_outcomes, total_return_levels
+from prometheus_dagster.engines.fragility.outcomes import (
+    index_levels,
+    tail_outcomes,
+    total_return_levels,
+)
 
 __all__ = [
     "COMPONENTS", "FRAGILITY_CLASSES", "SOFT_TARGET_CLASSES", "FragilityConfig",
     "FragilityModel", "FragilityTrainingError", "entity_path_returns", "expected_shortfall",
     "fit_fragility_model", "fragility_alpha_rows", "fragility_class", "fragility_components",
-    "fragility_measures", "high_fragility", "position_templates", "soft_target_class",
-    "soft_target_classes", "soft_target_score", "tail_outcomes", "total_return_levels",
+    "fragility_measures", "high_fragility", "index_levels", "position_templates",
+    "soft_target_class", "soft_target_classes", "soft_target_score", "tail_outcomes",
+    "total_return_levels",
 ]
