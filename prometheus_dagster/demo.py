@@ -131,12 +131,13 @@ def _print_fragility(wh) -> None:
                                                    "as_of_date", "soft_target_class"])
     if soft.empty:
         return
-    last = soft[soft["as_of_date"] == soft["as_of_date"].max()]
-    print(f"\n==> Soft targets on {pd.Timestamp(last['as_of_date'].iloc[0]).date()}")
-    for m, g in last.groupby("market_id"):
+    print("\n==> Soft-target classes on each market's last session")
+    for m, g in soft.groupby("market_id"):
+        g = g[g["as_of_date"] == g["as_of_date"].max()]
         counts = g["soft_target_class"].value_counts()
         flagged = g.loc[g["soft_target_class"] == "SOFT_TARGET", "entity_id"].tolist()
-        print(f"    {m:<8} " + ", ".join(f"{k} {v}" for k, v in counts.items())
+        print(f"    {m:<8} {pd.Timestamp(g['as_of_date'].iloc[0]).date()}  "
+              + ", ".join(f"{k} {v}" for k, v in counts.items())
               + (f"  soft targets: {', '.join(flagged[:5])}" if flagged else ""))
 
 

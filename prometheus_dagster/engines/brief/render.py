@@ -64,7 +64,7 @@ def render_figure(data: BriefData) -> bytes:
         st = data.stability.sort_values("as_of_date")
         for m, g in st.groupby("market_id"):
             ax.plot(pd.to_datetime(g["as_of_date"]), g["stability_score"], label=str(m))
-        glob = st.groupby("as_of_date")["stability_score"].mean()
+        glob = global_stability(st)
         ax.plot(pd.to_datetime(glob.index), glob.to_numpy(), color="black", lw=2,
                 label="global index")
         ax.set_ylim(0, 1.02)
@@ -82,6 +82,14 @@ def render_figure(data: BriefData) -> bytes:
     fig.savefig(buf, format="png", dpi=90)
     plt.close(fig)
     return buf.getvalue()
+
+
+def global_stability(market_stability: pd.DataFrame) -> pd.Series:
+    """The global stability index per date: the mean over markets of each market's latest
+    stability score on or before the date (a market closed that day keeps its last value)."""
+    wide = market_stability.pivot_table(index="as_of_date", columns="market_id",
+                                        values="stability_score").sort_index().ffill()
+    return wide.mean(axis=1)
 
 
 def _region_col(frame: pd.DataFrame) -> str | None:
@@ -142,9 +150,9 @@ def render_brief(data: BriefData, png: bytes | None = None) -> str:
         parts += ["<h2>Regime per region</h2>", _table(latest[cols])]
     if data.stability is not None:
         st = data.stability
-        today = st[st["as_of_date"] == st["as_of_date"].max()]
-        parts += [f"<h2>Stability (global index {today['stability_score'].mean():.3f})</h2>",
-                  _table(today.drop(columns=["as_of_date"]))]
+        today = st.sort_values("as_of_date").groupby("market_id").tail(1)
+        parts += [f"<h2>Stability (global index {global_stability(st).iloc[-1]:.3f})</h2>",
+                  _table(today)]
     parts += ["<h2>Soft targets and watchlist</h2>", _table(data.soft_targets),
               "<h2>Highest SoftTargetScores (fragility alpha, longest horizon)</h2>",
               _table(data.fragility)]
