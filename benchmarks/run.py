@@ -1,8 +1,10 @@
 """Run every benchmark: ``make bench``."""
 
-from benchmarks import encoders, ingestion, regime
+from benchmarks import encoders, fragility, ingestion, portfolio, regime
 
 if __name__ == "__main__":
     ingestion.main([])
     encoders.main([])
     regime.main([])
+    fragility.main([])
+    portfolio.main([])

@@ -1,0 +1,36 @@
+"""The portfolio engine (SPEC §3.12): mean-variance optimisation with transaction costs
+under budget, bounds, gross leverage, sector/country, factor, turnover and soft-target
+budget limits, on a factor risk model Sigma = B F B' + diag(D).
+
+* ``problem``: ``RiskModel``, ``OptimizationProblem``, ``OptimizationResult`` and input
+  validation.
+* ``formulation``: the cvxpy problem (factor form, dense baseline, feasibility checks).
+* ``constraints``: binding constraints, violations and the infeasibility diagnosis.
+* ``optimizer``: ``optimize`` (cached, parametrised, warm-startable) and ``optimize_dense``.
+"""
+
+from prometheus_dagster.engines.portfolio.constraints import (
+    BINDING_TOL,
+    binding_constraints,
+    cheap_conflicts,
+    constraint_violations,
+    diagnose_infeasibility,
+)
+from prometheus_dagster.engines.portfolio.optimizer import clear_cache, optimize, optimize_dense
+from prometheus_dagster.engines.portfolio.problem import (
+    InfeasibleProblemError,
+    OptimizationError,
+    OptimizationProblem,
+    OptimizationResult,
+    PreparedProblem,
+    ProblemValidationError,
+    RiskModel,
+    prepare,
+)
+
+__all__ = [
+    "BINDING_TOL", "InfeasibleProblemError", "OptimizationError", "OptimizationProblem",
+    "OptimizationResult", "PreparedProblem", "ProblemValidationError", "RiskModel",
+    "binding_constraints", "cheap_conflicts", "clear_cache", "constraint_violations",
+    "diagnose_infeasibility", "optimize", "optimize_dense", "prepare",
+]

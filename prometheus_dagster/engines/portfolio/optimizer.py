@@ -1,0 +1,151 @@
+"""The portfolio optimiser (SPEC §3.12): maximise w'mu - lambda w'Sigma w - costs.
+
+``optimize`` solves the factor form on a cached, parametrised cvxpy problem: problems with
+the same structure (n, k and which constraints exist, see ``structure_key``) share one
+compiled problem, so successive dates only update parameter values and skip
+canonicalisation. ``warm_start`` (the previous date's result or weights) additionally keeps
+the solver instance: OSQP then restarts from its last iterate (the previous solution solved
+on that cached problem) and keeps its factorisation when only vectors changed; Clarabel, an
+interior-point solver, has no warm start of its iterates and only reuses its allocated
+workspace. The given weights are not injected into the solver: cvxpy offers no way to do
+so, and in the sequential use they equal the cached iterate anyway.
+
+Deterministic: identical inputs give identical weights with Clarabel (cached or not). With
+OSQP and a warm start the result depends on the previous solve within solver tolerance.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+
+import cvxpy as cp
+import numpy as np
+
+from prometheus_dagster.engines.portfolio.constraints import (
+    binding_constraints,
+    cheap_conflicts,
+    diagnose_infeasibility,
+)
+from prometheus_dagster.engines.portfolio.formulation import Formulation, build, structure_key
+from prometheus_dagster.engines.portfolio.problem import (
+    InfeasibleProblemError,
+    OptimizationError,
+    OptimizationProblem,
+    OptimizationResult,
+    PreparedProblem,
+    prepare,
+)
+
+CACHE_SIZE = 16
+SOLVER_OPTIONS: dict[str, dict] = {
+    "CLARABEL": {"tol_gap_abs": 1e-9, "tol_gap_rel": 1e-9, "tol_feas": 1e-9,
+                 "max_iter": 500},
+    "OSQP": {"eps_abs": 1e-8, "eps_rel": 1e-8, "max_iter": 200_000, "polishing": True},
+}
+_INFEASIBLE = (cp.INFEASIBLE, cp.INFEASIBLE_INACCURATE)
+_SOLVED = (cp.OPTIMAL, cp.OPTIMAL_INACCURATE)
+
+_cache: OrderedDict[tuple, Formulation] = OrderedDict()
+_lock = threading.Lock()
+
+
+def clear_cache() -> None:
+    """Forget the cached problems (and their solver states)."""
+    with _lock:
+        _cache.clear()
+
+
+def _cached(p: PreparedProblem) -> Formulation:
+    key = structure_key(p, "factor")
+    form = _cache.get(key)
+    if form is None:
+        form = build(p, "factor", parametric=True)
+        _cache[key] = form
+        while len(_cache) > CACHE_SIZE:
+            _cache.popitem(last=False)
+    else:
+        _cache.move_to_end(key)
+        form.assign(p)
+    return form
+
+
+def _warm_weights(warm: OptimizationResult | np.ndarray | None, n: int) -> np.ndarray | None:
+    if warm is None:
+        return None
+    w = np.asarray(warm.weights if isinstance(warm, OptimizationResult) else warm, dtype=float)
+    if w.shape != (n,):
+        raise ValueError(f"warm_start has shape {w.shape}, expected ({n},)")
+    return w
+
+
+def _solve(form: Formulation, p: PreparedProblem, solver: str, warm: bool) -> tuple[float, str]:
+    solver = solver.upper()
+    opts = SOLVER_OPTIONS.get(solver, {})
+    t0 = time.perf_counter()
+    try:
+        form.problem.solve(solver=solver, warm_start=warm, **opts)
+    except cp.SolverError as exc:
+        raise OptimizationError(f"solver {solver} failed: {exc}") from exc
+    seconds = time.perf_counter() - t0
+    status = form.problem.status
+    if status in _INFEASIBLE:
+        raise InfeasibleProblemError(diagnose_infeasibility(p) or [
+            f"solver {solver} reported {status} but no conflicting constraint was found"])
+    if status in (cp.UNBOUNDED, cp.UNBOUNDED_INACCURATE):
+        raise OptimizationError("unbounded portfolio problem: add finite bounds, a budget or "
+                                "a gross limit")
+    if status not in _SOLVED or form.w.value is None:
+        raise OptimizationError(f"solver {solver} ended with status {status}")
+    return seconds, status
+
+
+def _result(p: PreparedProblem, form: Formulation, solver: str, status: str,
+            seconds: float) -> OptimizationResult:
+    w = np.array(form.w.value, dtype=float)
+    expo = p.B.T @ w
+    variance = float(np.sum((p.L.T @ expo) ** 2) + np.sum(p.D * w * w))
+    trade = np.abs(w - p.w_prev)
+    cost = float(p.cost @ trade)
+    expected = float(p.mu @ w)
+    stats = form.problem.solver_stats
+    return OptimizationResult(
+        weights=w, objective=expected - p.lam * variance - cost, expected_return=expected,
+        volatility=float(np.sqrt(max(variance, 0.0))), factor_exposures=expo,
+        turnover=float(trade.sum()), cost=cost, binding=binding_constraints(p, w),
+        status=status, solver=solver.upper(), solve_seconds=seconds,
+        iterations=None if stats is None else stats.num_iters)
+
+
+def optimize(problem: OptimizationProblem, *, solver: str = "CLARABEL",
+             warm_start: OptimizationResult | np.ndarray | None = None) -> OptimizationResult:
+    """Solve the problem in factor form on the cached parametrised cvxpy problem.
+
+    Raises ``ProblemValidationError`` for bad inputs, ``InfeasibleProblemError`` (naming the
+    conflicting constraints) when no portfolio satisfies the constraints, and
+    ``OptimizationError`` when the solver fails.
+    """
+    p = prepare(problem)
+    _warm_weights(warm_start, p.n)
+    conflicts = cheap_conflicts(p)
+    if conflicts:
+        raise InfeasibleProblemError(conflicts)
+    with _lock:
+        form = _cached(p)
+        seconds, status = _solve(form, p, solver, warm=warm_start is not None)
+        return _result(p, form, solver, status, seconds)
+
+
+def optimize_dense(problem: OptimizationProblem, *,
+                   solver: str = "CLARABEL") -> OptimizationResult:
+    """The same problem with the dense covariance w'Sigma w, built from scratch (baseline)."""
+    p = prepare(problem)
+    conflicts = cheap_conflicts(p)
+    if conflicts:
+        raise InfeasibleProblemError(conflicts)
+    t0 = time.perf_counter()
+    form = build(p, "dense", parametric=False)
+    build_seconds = time.perf_counter() - t0
+    seconds, status = _solve(form, p, solver, warm=False)
+    return _result(p, form, solver, status, seconds + build_seconds)
