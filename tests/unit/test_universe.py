@@ -1,0 +1,218 @@
+"""Universe engine: hard filters, screens, soft targets, caps, determinism."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from pydantic import ValidationError
+
+from prometheus_dagster.core.schemas import validate_frame
+from prometheus_dagster.engines.universe import UniverseRules, select_universe, select_universes
+
+DATE = pd.Timestamp("2024-03-29")
+KW = dict(market_id="US", strategy_id="S1", as_of_date=DATE, config_id="strategy@1-abc")
+
+
+def _cand(iid: str, **over: object) -> dict:
+    base = dict(instrument_id=iid, issuer_id=f"ISS_{iid}", asset_class="EQUITY", status="ACTIVE",
+                sector="Tech", close=50.0, adv_21d=5e6, history_sessions=500, has_profile=True,
+                leverage_score=0.2, earnings_quality_score=0.2, liquidity_risk=0.2,
+                soft_target_class="NONE", score=0.5)
+    base.update(over)
+    return base
+
+
+def _by_id(out: pd.DataFrame) -> dict[str, dict]:
+    recs = out.to_dict("records")
+    return {r["instrument_id"]: {**r, "reasons": json.loads(r["reasons"])} for r in recs}
+
+
+def test_hand_example_filters_and_screens() -> None:
+    rules = UniverseRules(exclusion_list=("I_EXC", "ISS_I_ISS"), max_per_sector=2, max_size=4,
+                          core_size=2)
+    cands = pd.DataFrame([
+        _cand("A", score=0.9), _cand("B", score=0.8, sector="Energy"),
+        _cand("C", score=0.7), _cand("D", score=0.6),            # D: Tech full
+        _cand("E", score=0.55, sector="Health", leverage_score=np.nan),
+        _cand("F", score=0.5, sector="Health"),                  # beyond max_size 4
+        _cand("I_BOND", asset_class="BOND"), _cand("I_DEL", status="DELISTED"),
+        _cand("I_ADV", adv_21d=1e5), _cand("I_PX", close=0.5),
+        _cand("I_HIST", history_sessions=50), _cand("I_PROF", has_profile=False),
+        _cand("I_EXC"), _cand("I_ISS"), _cand("I_LEV", leverage_score=0.95),
+        _cand("I_EQ", earnings_quality_score=0.93), _cand("I_LIQ", liquidity_risk=0.99),
+        _cand("I_SCORE", score=np.nan), _cand("I_SOFT", soft_target_class="SOFT_TARGET"),
+    ])
+    r = _by_id(select_universe(cands, rules, **KW))
+    assert len(r) == len(cands)
+    assert [r[i]["tier"] for i in "ABCE"] == ["CORE", "CORE", "SATELLITE", "SATELLITE"]
+    assert r["A"]["side_allowed"] == "LONG" and r["A"]["rank"] == 1
+    assert r["E"]["reasons"] == ["leverage_score missing"]
+    assert r["D"]["tier"] == "EXCLUDED" and r["D"]["reasons"] == ["sector cap (Tech: 2)"]
+    assert r["F"]["tier"] == "EXCLUDED" and r["F"]["reasons"] == ["beyond max_size 4"]
+    expected = {
+        "I_BOND": "asset class BOND not in EQUITY",
+        "I_DEL": "status DELISTED is not ACTIVE",
+        "I_ADV": "adv_21d 100000 below min_adv 1e+06",
+        "I_PX": "price 0.5 below min_price 1",
+        "I_HIST": "history 50 sessions below min_history_sessions 126",
+        "I_PROF": "no profile",
+        "I_EXC": "on exclusion list (I_EXC)",
+        "I_ISS": "on exclusion list (ISS_I_ISS)",
+        "I_LEV": "leverage_score 0.95 above max 0.9",
+        "I_EQ": "earnings_quality_score 0.93 above max 0.9",
+        "I_LIQ": "liquidity_risk 0.99 above max 0.95",
+        "I_SCORE": "no assessment score",
+        "I_SOFT": "soft target (long-only book)",
+    }
+    for iid, reason in expected.items():
+        assert r[iid]["tier"] == "EXCLUDED", iid
+        assert r[iid]["reasons"] == [reason], iid
+        assert r[iid]["side_allowed"] == "NONE" and pd.isna(r[iid]["rank"])
+
+
+def test_soft_target_policies_and_watchlist() -> None:
+    cands = pd.DataFrame([_cand("A", score=0.9, soft_target_class="WATCHLIST"),
+                          _cand("B", score=0.8, soft_target_class="SOFT_TARGET"),
+                          _cand("C", score=0.7, soft_target_class=np.nan)])
+    ex = _by_id(select_universe(cands, UniverseRules(core_size=1), **KW))
+    assert ex["A"]["tier"] == "SATELLITE" and "watchlist: at most SATELLITE" in ex["A"]["reasons"]
+    assert ex["B"]["tier"] == "EXCLUDED"
+    assert ex["C"]["tier"] == "CORE" and ex["C"]["side_allowed"] == "LONG"
+    ls = _by_id(select_universe(cands, UniverseRules(core_size=3,
+                                                     soft_target_policy="SHORT_ONLY"), **KW))
+    assert ls["A"]["tier"] == "SATELLITE" and ls["A"]["side_allowed"] == "BOTH"
+    assert ls["B"]["tier"] == "CORE" and ls["B"]["side_allowed"] == "SHORT"
+    assert ls["B"]["reasons"] == ["soft target: short side only"]
+    assert ls["C"]["side_allowed"] == "BOTH"
+
+
+def test_bad_rules_name_the_field() -> None:
+    with pytest.raises(ValidationError, match="core_size"):
+        UniverseRules(core_size=20, max_size=10)
+    with pytest.raises(ValidationError, match="max_per_sector"):
+        UniverseRules(max_per_sector=0)
+    with pytest.raises(ValidationError, match="soft_target_policy"):
+        UniverseRules(soft_target_policy="MAYBE")
+    with pytest.raises(ValidationError, match="asset_classes"):
+        UniverseRules(asset_classes=())
+    with pytest.raises(ValidationError, match="min_adv"):
+        UniverseRules(min_adv=-1)
+    with pytest.raises(ValidationError, match="unknown_key"):
+        UniverseRules(unknown_key=1)
+
+
+def _random_frame(seed: int, n: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+
+    def nanify(x: np.ndarray, p: float = 0.1) -> np.ndarray:
+        return np.where(rng.random(len(x)) < p, np.nan, x)
+
+    return pd.DataFrame({
+        "instrument_id": [f"I{i:03d}" for i in rng.permutation(n)],
+        "issuer_id": [f"ISS{i % 7}" for i in range(n)],
+        "asset_class": rng.choice(["EQUITY", "EQUITY", "EQUITY", "ETF"], n),
+        "status": rng.choice(["ACTIVE"] * 5 + ["DELISTED"], n),
+        "sector": rng.choice(["Tech", "Energy", "Health", None], n),
+        "close": nanify(rng.uniform(0.1, 100, n), 0.03),
+        "adv_21d": rng.uniform(1e4, 1e7, n),
+        "history_sessions": rng.integers(0, 400, n),
+        "has_profile": rng.random(n) < 0.9,
+        "leverage_score": nanify(rng.random(n)),
+        "earnings_quality_score": nanify(rng.random(n)),
+        "liquidity_risk": nanify(rng.random(n)),
+        "soft_target_class": rng.choice(["NONE", "NONE", "WATCHLIST", "SOFT_TARGET", None], n),
+        "score": nanify(np.round(rng.random(n), 1), 0.1),  # rounded: ties happen
+    })
+
+
+def _eligible(row: dict, rules: UniverseRules) -> bool:
+    def bad(v: object) -> bool:
+        return v is None or (isinstance(v, float) and math.isnan(v))
+
+    screens_ok = all(bad(row[f]) or row[f] <= lim for f, lim in rules.screen_limits().items())
+    return (row["asset_class"] in rules.asset_classes
+            and (not rules.require_active or row["status"] == "ACTIVE")
+            and not bad(row["close"]) and row["close"] >= rules.min_price
+            and row["adv_21d"] >= rules.min_adv
+            and row["history_sessions"] >= rules.min_history_sessions
+            and (not rules.require_profile or bool(row["has_profile"]))
+            and row["instrument_id"] not in rules.exclusion_list
+            and row["issuer_id"] not in rules.exclusion_list
+            and screens_ok and not bad(row["score"])
+            and not (row["soft_target_class"] == "SOFT_TARGET"
+                     and rules.soft_target_policy == "EXCLUDE"))
+
+
+rules_st = st.builds(
+    lambda size, core, sector, adv, hist, policy, lev, excl: UniverseRules(
+        max_size=size, core_size=min(core, size), max_per_sector=sector, min_adv=adv,
+        min_history_sessions=hist, soft_target_policy=policy, max_leverage_score=lev,
+        exclusion_list=excl),
+    st.integers(1, 40), st.integers(0, 40), st.integers(1, 15),
+    st.sampled_from([0.0, 1e5, 1e6, 5e6]), st.integers(0, 300),
+    st.sampled_from(["EXCLUDE", "SHORT_ONLY"]), st.floats(0.1, 1.0),
+    st.sampled_from([(), ("ISS3",), ("I001", "ISS5")]))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 10_000), n=st.integers(10, 80), rules=rules_st)
+def test_property_hard_constraints(seed: int, n: int, rules: UniverseRules) -> None:
+    cands = _random_frame(seed, n)
+    out = select_universe(cands, rules, **KW)
+    validate_frame("universes", out)
+    assert len(out) == n and set(out["instrument_id"]) == set(cands["instrument_id"])
+    c = cands.assign(sector=cands["sector"].fillna("UNKNOWN")).set_index("instrument_id")
+    m = out.set_index("instrument_id").join(c[["sector", "soft_target_class", "score"]])
+    sel = m[m["tier"].isin(["CORE", "SATELLITE"])]
+    rows = {r["instrument_id"]: r for r in cands.to_dict("records")}
+    eligible = {i for i, r in rows.items() if _eligible(r, rules)}
+    assert set(sel.index) <= eligible
+    assert (sel.groupby("sector").size() <= rules.max_per_sector).all()
+    assert len(sel) <= rules.max_size
+    assert (m["tier"] == "CORE").sum() <= rules.core_size
+    assert not ((m["tier"] == "CORE") & (m["soft_target_class"] == "WATCHLIST")).any()
+    excl = m[m["tier"] == "EXCLUDED"]
+    assert all(len(json.loads(x)) > 0 for x in excl["reasons"])
+    assert (excl["side_allowed"] == "NONE").all()
+    assert (sel.loc[sel["soft_target_class"] == "SOFT_TARGET", "side_allowed"] == "SHORT").all()
+    # the selection is the top of the ranking subject to the caps
+    order = sorted(eligible, key=lambda i: (-rows[i]["score"], i))
+    assert list(m.loc[order, "rank"]) == list(range(1, len(order) + 1))
+    for pos, iid in enumerate(order):
+        if iid in sel.index:
+            continue
+        better = [j for j in order[:pos] if j in sel.index]
+        same = [j for j in better if m.loc[j, "sector"] == m.loc[iid, "sector"]]
+        assert len(same) == rules.max_per_sector or len(better) == rules.max_size, iid
+    # CORE names are the best-ranked selected non-watchlist names
+    non_wl = sel[sel["soft_target_class"] != "WATCHLIST"].sort_values("rank")
+    assert (non_wl["tier"].iloc[: rules.core_size] == "CORE").all()
+    assert (non_wl["tier"].iloc[rules.core_size:] == "SATELLITE").all()
+
+
+def test_determinism_and_shuffle() -> None:
+    rules = UniverseRules(max_size=15, core_size=5, max_per_sector=6, min_history_sessions=50)
+    cands = _random_frame(3, 60)
+    a = select_universe(cands, rules, **KW)
+    pd.testing.assert_frame_equal(a, select_universe(cands, rules, **KW))
+    shuffled = cands.sample(frac=1.0, random_state=11).reset_index(drop=True)
+    b = select_universe(shuffled, rules, **KW)
+    pd.testing.assert_frame_equal(a, b)
+    assert (a["tier"] != "EXCLUDED").sum() > 0
+
+
+def test_select_universes_concatenates_dates() -> None:
+    rules = UniverseRules(min_history_sessions=0)
+    d1, d2 = pd.Timestamp("2024-01-02"), pd.Timestamp("2024-01-03")
+    frames = {d2: pd.DataFrame([_cand("A"), _cand("B")]), d1: pd.DataFrame([_cand("A")])}
+    out = select_universes(frames, rules, market_id="US", strategy_id="S1", config_id="c")
+    assert list(out["as_of_date"]) == [d1, d2, d2]
+    assert list(out["instrument_id"]) == ["A", "A", "B"]
+    empty = select_universes({}, rules, market_id="US", strategy_id="S1", config_id="c")
+    assert empty.empty and "tier" in empty.columns
