@@ -7,6 +7,10 @@ budget limits, on a factor risk model Sigma = B F B' + diag(D).
 * ``formulation``: the cvxpy problem (factor form, dense baseline, feasibility checks).
 * ``constraints``: binding constraints, violations and the infeasibility diagnosis.
 * ``optimizer``: ``optimize`` (cached, parametrised, warm-startable) and ``optimize_dense``.
+* ``construction``: a strategy, its universe and a risk model -> the problem
+  (``build_problem``), the optimum -> ``target_portfolios`` rows.
+* ``report``: the ``portfolio_risk_reports`` row of a portfolio (exposures, parametric and
+  scenario VaR / ES, scenario P&L per set, stability).
 """
 
 from prometheus_dagster.engines.portfolio.constraints import (

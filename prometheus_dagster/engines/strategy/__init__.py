@@ -1,0 +1,15 @@
+"""Strategies (SPEC §3.16): versioned, typed strategy configs loaded from
+``configs/strategies/*.yaml``, each embedding its universe rules (§3.11), portfolio limits
+(§3.12) and risk-report settings. Importing the package registers the ``strategy`` config."""
+
+from prometheus_dagster.engines.strategy.config import (
+    KINDS,
+    TRADING_DAYS,
+    PortfolioLimits,
+    RiskReportSettings,
+    StrategyConfig,
+)
+from prometheus_dagster.engines.strategy.loader import load_strategies, portfolio_id
+
+__all__ = ["KINDS", "TRADING_DAYS", "PortfolioLimits", "RiskReportSettings", "StrategyConfig",
+           "load_strategies", "portfolio_id"]
