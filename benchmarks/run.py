@@ -1,6 +1,6 @@
 """Run every benchmark: ``make bench``."""
 
-from benchmarks import encoders, fragility, ingestion, portfolio, regime
+from benchmarks import assessment, encoders, fragility, ingestion, portfolio, regime
 
 if __name__ == "__main__":
     ingestion.main([])
@@ -8,3 +8,4 @@ if __name__ == "__main__":
     regime.main([])
     fragility.main([])
     portfolio.main([])
+    assessment.main([])

@@ -4,17 +4,21 @@ from __future__ import annotations
 
 from dagster import AssetKey, Definitions
 
+from prometheus_dagster.assets.assessment import assessment_assets
 from prometheus_dagster.assets.brief import daily_brief_asset
 from prometheus_dagster.assets.embeddings import encoder_assets
 from prometheus_dagster.assets.features import features_assets
 from prometheus_dagster.assets.fragility import fragility_assets
 from prometheus_dagster.assets.ingestion import MARKET_TABLES, ingestion_assets
+from prometheus_dagster.assets.portfolio import portfolio_assets
 from prometheus_dagster.assets.profiles import profile_assets
 from prometheus_dagster.assets.qc import preopen_qc_asset
 from prometheus_dagster.assets.reference import reference_assets
 from prometheus_dagster.assets.regime import regime_assets, regime_regions
+from prometheus_dagster.assets.risk import risk_assets
 from prometheus_dagster.assets.scenarios import scenario_assets
 from prometheus_dagster.assets.stability import stability_assets
+from prometheus_dagster.assets.universe import universe_assets
 from prometheus_dagster.core.calendars import GLOBAL, MarketState, market_ids
 from prometheus_dagster.core.config import load_engine_config
 from prometheus_dagster.core.ingestion_config import ingestion_config
@@ -48,6 +52,10 @@ def build_assets() -> list:
         *stability_assets(data_markets, encoded, list(regions)),
         *scenario_assets(data_markets, list(regions)),
         *fragility_assets(data_markets, encoded),
+        *risk_assets(encoded),
+        *assessment_assets(encoded),
+        *universe_assets(encoded),
+        *portfolio_assets(encoded),
         daily_brief_asset(data_markets, brief_inputs),
         *(preopen_qc_asset(m, list(MARKET_TABLES), engine_tables(m, encoded, list(regions)))
           for m in data_markets),
@@ -64,8 +72,14 @@ def engine_tables(market_id: str, encoded: list[str], regions: list[str]) -> lis
     tables += ["stability_vectors", "scenario_sets", "scenario_paths", "fragility_measures",
                "soft_target_classes"]
     if market_id in encoded:
-        tables.append("fragility_alpha")
+        tables += ["fragility_alpha", *INVESTMENT_TABLES]
     return tables
+
+
+# the investment chain of the markets with profiles (equity markets): risk model, scores,
+# universes, target portfolios and their risk reports
+INVESTMENT_TABLES = ("risk_factor_covariance", "risk_specific", "instrument_scores",
+                     "universes", "target_portfolios", "portfolio_risk_reports")
 
 
 def encoder_markets() -> list[str]:

@@ -40,7 +40,23 @@ REQUIRED_OUTPUTS = {"returns_daily", "volatility_daily", "liquidity_daily",
 DECISION_ENGINES = {"regime": "regimes", "stability": "stability_vectors",
                     "scenarios": "scenario_sets", "soft_targets": "soft_target_classes",
                     "fragility_alpha": "fragility_alpha", "assessment": "instrument_scores",
-                    "portfolio": "target_portfolios"}
+                    "universe": "universes", "portfolio": "target_portfolios"}
+
+
+def strategy_limits(market_id: str) -> dict[str, QcLimits]:
+    """Exposure limits of each portfolio on the market, from its strategy config."""
+    from prometheus_dagster.engines.strategy import load_strategies, portfolio_id
+
+    out = {}
+    for sid, loaded in load_strategies().items():
+        cfg = loaded.config
+        if market_id not in cfg.markets:  # type: ignore[attr-defined]
+            continue
+        lim = cfg.portfolio  # type: ignore[attr-defined]
+        gross = lim.gross_limit if lim.gross_limit is not None else max(abs(lim.budget), 1.0)
+        out[portfolio_id(sid, market_id)] = QcLimits(
+            max_weight=max(lim.max_weight, -lim.min_weight), max_gross=gross)
+    return out
 
 
 def _counts(wh: Warehouse, table: str, market_id: str, dates: list[pd.Timestamp],
@@ -59,7 +75,7 @@ def _counts(wh: Warehouse, table: str, market_id: str, dates: list[pd.Timestamp]
 
 def preopen_checks(wh: Warehouse, market_id: str, dates: list[pd.Timestamp],
                    ingested: list[str], engine_tables: list[str],
-                   limits: QcLimits) -> pd.DataFrame:
+                   limits: QcLimits | dict[str, QcLimits]) -> pd.DataFrame:
     """The pre-open report rows of ``dates`` (sessions) of a market."""
     runs = wh.read("ingestion_runs", where={"market_id": market_id, "date": dates})
     outputs = {t: c for t in engine_tables if (c := _counts(wh, t, market_id, dates)) is not None}
@@ -109,7 +125,7 @@ def preopen_qc_asset(market_id: str, ingested: list[str],
     def _preopen_qc(context: AssetExecutionContext, warehouse: WarehouseResource):
         wh = warehouse.get()
         report = preopen_checks(wh, market_id, run_dates(context), ingested, engine_tables,
-                                QcLimits())
+                                strategy_limits(market_id))
         failed = report[report["status"] == FAIL]
         for r in failed.itertuples():
             context.log.error(

@@ -1,9 +1,11 @@
-"""Stability, scenario and fragility assets through Dagster on a small embedded market:
-stability vectors, scenario sets and paths reproducible from their stored specs, scenario-loss
-measures, soft-target classes, a tail model trained point in time and registered in MLflow,
-fragility alpha made with it; decision records; look-ahead invariance and single-run backfills
-equal to per-partition runs."""
+"""Stability, scenario, fragility and the investment chain through Dagster on a small embedded
+market: stability vectors, scenario sets and paths reproducible from their stored specs,
+scenario-loss measures, soft-target classes, a tail model trained point in time and registered
+in MLflow, fragility alpha made with it; the risk model, the assessment model and instrument
+scores, universes, target portfolios and risk reports of the shipped strategies; decision
+records; look-ahead invariance and single-run backfills equal to per-partition runs."""
 
+import json
 import shutil
 from pathlib import Path
 
@@ -12,13 +14,17 @@ import pytest
 import yaml
 from dagster import AssetKey, materialize
 
+from prometheus_dagster.assets.assessment import assessment_assets
 from prometheus_dagster.assets.embeddings import encoder_assets
 from prometheus_dagster.assets.features import features_assets
 from prometheus_dagster.assets.fragility import fragility_assets
 from prometheus_dagster.assets.ingestion import ingestion_assets
+from prometheus_dagster.assets.portfolio import portfolio_assets
 from prometheus_dagster.assets.profiles import profile_assets
+from prometheus_dagster.assets.risk import risk_assets
 from prometheus_dagster.assets.scenarios import scenario_assets
 from prometheus_dagster.assets.stability import stability_assets
+from prometheus_dagster.assets.universe import universe_assets
 from prometheus_dagster.core import config as core_config
 from prometheus_dagster.core.paths import CONFIG_DIR
 from prometheus_dagster.core.schemas import get_schema
@@ -36,8 +42,11 @@ LATER = ("2023-02-01", "2023-02-28")
 REFIT = "2023-01-01"
 CHAIN = ["stability_vectors", "scenario_sets", "scenario_paths", "fragility_measures",
          "soft_target_classes"]
+INVESTMENT = ["risk_factor_covariance", "risk_specific", "instrument_scores", "universes",
+              "target_portfolios", "portfolio_risk_reports"]
 TABLES = ["stability_vectors", "scenario_sets", "fragility_measures", "soft_target_classes",
-          "fragility_alpha"]
+          "fragility_alpha", *INVESTMENT]
+LONG_ONLY, LONG_SHORT = "core_equity_long_only", "market_neutral_long_short"
 
 
 def span(a: str, b: str) -> dict:
@@ -60,9 +69,25 @@ def ingest(assets, resources, a: str, b: str) -> None:
     run(assets, resources, keys(*FEATURE_TABLES), tags=span(a, b))
 
 
+def _rounded(v):
+    """Numbers inside JSON values to 12 significant digits: solver outputs (weights, the
+    exposures and risk figures made from them) agree between runs to ~1e-15, not to the bit."""
+    if isinstance(v, str) and v[:1] in "[{":
+        v = json.loads(v)
+    if isinstance(v, dict):
+        return {k: _rounded(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_rounded(x) for x in v]
+    return float(f"{v:.12g}") if isinstance(v, float) else v
+
+
 def rows(wh: Warehouse, table: str, a: str, b: str) -> pd.DataFrame:
     out = wh.read_partitions(table, market_id=M, start=a, end=b)
-    return out.sort_values(list(get_schema(table).primary_key)).reset_index(drop=True)
+    out = out.sort_values(list(get_schema(table).primary_key)).reset_index(drop=True)
+    if table in ("target_portfolios", "portfolio_risk_reports"):
+        for c in out.select_dtypes(include="object").columns:
+            out[c] = out[c].map(_rounded)
+    return out
 
 
 def small_config_dir(tmp: Path) -> Path:
@@ -79,6 +104,12 @@ def small_config_dir(tmp: Path) -> Path:
     frag["refit"].update(min_training_rows=200, min_positive=5)
     frag["model"].update(n_estimators=40, min_child_samples=10)
     (dst / "engines" / "fragility.yaml").write_text(yaml.safe_dump(frag))
+    (dst / "engines" / "assessment.yaml").write_text(yaml.safe_dump({
+        "engine": "assessment", "version": "test",
+        "refit": {"cadence": "yearly", "first_year": 2022, "min_training_dates": 100,
+                  "min_training_rows": 1000},
+        "model": {"n_estimators": 40, "min_child_samples": 50},
+        "walk_forward": {"n_folds": 2, "embargo_sessions": 5}}))
     return dst
 
 
@@ -98,12 +129,15 @@ def market(tmp_path_factory):
     resources["source"] = SourceResource(kind="embedded", synthetic_config=str(cfg))
     assets = [*ingestion_assets([M]), *features_assets([M]), *encoder_assets([M], [M]),
               *profile_assets([M]), *stability_assets([M], [M], []),
-              *scenario_assets([M], []), *fragility_assets([M], [M])]
+              *scenario_assets([M], []), *fragility_assets([M], [M]), *risk_assets([M]),
+              *assessment_assets([M]), *universe_assets([M]), *portfolio_assets([M])]
     run(assets, resources, keys("instruments", "issuers"))
     ingest(assets, resources, *HISTORY)
     run(assets, resources, keys("profiles", *CHAIN), tags=span(ENGINE_HISTORY[0], DAYS[1]))
     run(assets, resources, keys("fragility_models"), partition_key=REFIT)
     run(assets, resources, keys("fragility_alpha"), tags=span(*DAYS))
+    run(assets, resources, keys("assessment_models"), partition_key=REFIT)
+    run(assets, resources, keys(*INVESTMENT), tags=span(*DAYS))
     wh = Warehouse.from_url(url)
     first = {t: rows(wh, t, *DAYS) for t in TABLES}
     yield wh, resources, assets, first
@@ -170,15 +204,87 @@ def test_fragility_model_and_alpha(market):
 def test_lookahead_invariance_and_backfill_equals_partitions(market):
     wh, resources, assets, first = market
     ingest(assets, resources, *LATER)  # data after the dates
-    run(assets, resources, keys("profiles", *CHAIN, "fragility_alpha"), tags=span(*DAYS))
+    run(assets, resources, keys("profiles", *CHAIN, "fragility_alpha", *INVESTMENT),
+        tags=span(*DAYS))
     for t in TABLES:
         again = rows(wh, t, *DAYS)
         pd.testing.assert_frame_equal(again, first[t], obj=t)
     days = sorted({pd.Timestamp(d).strftime("%Y-%m-%d")
                    for d in first["stability_vectors"]["as_of_date"]})[-2:]
     for d in days:
-        run(assets, resources, keys(*CHAIN, "fragility_alpha"), partition_key=d)
+        run(assets, resources, keys(*CHAIN, "fragility_alpha", *INVESTMENT), partition_key=d)
     for t in TABLES:
         single = rows(wh, t, days[0], days[-1])
         expected = first[t][pd.to_datetime(first[t]["as_of_date"]) >= days[0]]
         pd.testing.assert_frame_equal(single, expected.reset_index(drop=True), obj=t)
+
+
+def test_assessment_model_and_scores(market):
+    wh, resources, _, first = market
+    models = wh.read("models", where={"model_type": "assessment"})
+    assert len(models) == 1
+    assert pd.Timestamp(models["trained_through"].iloc[0]) < pd.Timestamp(REFIT)
+    version = resources["mlflow"].model_versions(f"{M}.assessment-lgbm-v1").iloc[0]
+    client = resources["mlflow"].client()
+    logged = client.get_run(version["run_id"]).data.metrics
+    # half a year of a 14-name market: the 21-session folds may be too short to score (NaN
+    # metrics are not logged), the full out-of-sample report is an artifact either way
+    assert "h5_oos_mean_rank_ic" in logged and "h5_oos_decile_spearman" in logged
+    artifacts = {a.path for a in client.list_artifacts(version["run_id"])}
+    assert {"oos_metrics.json", "assessment_model.json"} <= artifacts
+    scores = first["instrument_scores"]
+    assert set(scores["strategy_id"]) == {LONG_ONLY, LONG_SHORT}
+    assert sorted(scores["horizon_days"].unique()) == [5, 21]
+    assert (scores["model_id"] == f"{M}.assessment-lgbm-v1/1").all()
+    assert scores["score"].between(0, 1).all() and scores["confidence"].between(0, 1).all()
+    assert set(scores["signal_label"]) <= {"STRONG_BUY", "BUY", "HOLD", "SELL", "STRONG_SELL"}
+    assert (scores["fragility_penalty"] >= 0).all()
+    assert (scores["expected_return"] <= scores["raw_expected_return"] + 1e-15).all()
+    row = scores.iloc[0]
+    components = row["alpha_components"]
+    components = json.loads(components) if isinstance(components, str) else components
+    assert {"value", "momentum", "quality", "fragility", "context"} <= set(components)
+    assert sum(components.values()) == pytest.approx(row["raw_expected_return"], abs=1e-9)
+
+
+def test_universes_portfolios_and_risk_reports(market):
+    wh, _, _, first = market
+    uni = first["universes"]
+    assert set(uni["strategy_id"]) == {LONG_ONLY, LONG_SHORT}
+    excluded = uni[uni["tier"] == "EXCLUDED"]
+    assert all(len(r) > 0 for r in excluded["reasons"])
+    assert (uni["tier"] != "EXCLUDED").any()
+    targets = first["target_portfolios"]
+    for (pid, _), g in targets.groupby(["portfolio_id", "as_of_date"]):
+        w = g["weight"]
+        if pid.startswith(LONG_ONLY):
+            assert w.sum() == pytest.approx(1.0, abs=1e-6) and (w >= -1e-9).all()
+            assert w.max() <= 0.08 + 1e-7
+            assert not ((g["soft_target_class"] == "SOFT_TARGET") & (w > 1e-9)).any()
+        else:
+            assert w.sum() == pytest.approx(0.0, abs=1e-6)
+            assert w.abs().sum() <= 2.0 + 1e-6 and w.abs().max() <= 0.05 + 1e-7
+    # every selected name is in its strategy's universe on the date
+    held = targets[targets["weight"] != 0].merge(
+        uni, on=["strategy_id", "instrument_id", "as_of_date"], how="left")
+    assert (held["tier"] != "EXCLUDED").all()
+    reports = first["portfolio_risk_reports"]
+    assert set(reports["portfolio_id"]) == set(targets["portfolio_id"])
+    # pooled scenario VaR / ES of one report, recomputed from the stored paths and weights
+    rep = reports.iloc[-1]
+    d = pd.Timestamp(rep["as_of_date"])
+    w = targets[(targets["portfolio_id"] == rep["portfolio_id"])
+                & (targets["as_of_date"] == d)].set_index("instrument_id")["weight"]
+    paths = wh.read_partitions("scenario_paths", market_id=M, dates=[d])
+    paths = paths[paths["instrument_id"].isin(w.index)]
+    pnl = (paths.assign(p=paths["cumulative_return"] * paths["instrument_id"].map(w))
+           .groupby(["set_id", "path_id"])["p"].sum().sort_values().to_numpy())
+    k = int(-(-0.05 * len(pnl) // 1))  # ceil(5% of the paths)
+    assert rep["scenario_var"]["95%"] == pytest.approx(-pnl[k - 1], rel=1e-9)
+    assert rep["scenario_es"]["95%"] == pytest.approx(-pnl[pnl <= pnl[k - 1]].mean(), rel=1e-9)
+    assert rep["gross"] == pytest.approx(w.abs().sum(), rel=1e-9)
+    decisions = wh.read("engine_decisions", where={"market_id": M})
+    for engine in ("assessment", "universe", "portfolio"):
+        got = decisions[decisions["engine_name"] == engine]
+        assert len(got) >= 2 * 15, engine  # two strategies, every date of the window
+        assert got["mlflow_run_id"].notna().all()

@@ -57,3 +57,23 @@ def test_exposures_against_limits():
                       "weight": [0.05, 0.05, 0.3, 0.1]})
     got = statuses(check_exposures(w, QcLimits(max_weight=0.1, max_gross=1.0)))
     assert got == {"A": PASS, "B": FAIL}
+
+
+def test_exposures_against_each_portfolios_own_limits():
+    w = pd.DataFrame({"portfolio_id": ["LS", "LS", "LO", "LO"], "instrument_id": list("xyxy"),
+                      "weight": [0.8, -0.8, 0.6, 0.4]})
+    limits = {"LS": QcLimits(max_weight=1.0, max_gross=2.0),
+              "LO": QcLimits(max_weight=0.5, max_gross=1.0)}
+    assert statuses(check_exposures(w, limits)) == {"LS": PASS, "LO": FAIL}
+    # a portfolio without its own limits is held to the defaults
+    assert statuses(check_exposures(w, {"LO": QcLimits(max_weight=0.6)})) == {"LS": FAIL,
+                                                                             "LO": PASS}
+
+
+def test_strategy_limits_follow_the_shipped_strategies():
+    from prometheus_dagster.assets.qc import strategy_limits
+
+    limits = strategy_limits("US_EQ")
+    assert limits["core_equity_long_only:US_EQ"].max_gross == 1.0
+    assert limits["market_neutral_long_short:US_EQ"].max_gross == 2.0
+    assert limits["market_neutral_long_short:US_EQ"].max_weight == 0.05

@@ -216,3 +216,57 @@ def test_select_universes_concatenates_dates() -> None:
     assert list(out["instrument_id"]) == ["A", "A", "B"]
     empty = select_universes({}, rules, market_id="US", strategy_id="S1", config_id="c")
     assert empty.empty and "tier" in empty.columns
+
+
+def _stored_tables() -> dict[str, pd.DataFrame]:
+    days = pd.bdate_range("2024-01-01", DATE)
+    names = ["A", "B", "C"]
+    prices = pd.DataFrame([(i, d, 10.0) for i in names for d in days],
+                          columns=["instrument_id", "date", "close"])
+    prices = prices[~((prices["instrument_id"] == "C") & (prices["date"] > "2024-02-15"))]
+    return dict(
+        instruments=pd.DataFrame({"instrument_id": names, "issuer_id": ["IA", "IB", "IC"],
+                                  "asset_class": "EQUITY", "status": "ACTIVE",
+                                  "listed_date": pd.to_datetime(["2000-01-03", "2024-04-01",
+                                                                 "2000-01-03"])}),
+        issuers=pd.DataFrame({"issuer_id": ["IA", "IB", "IC"], "sector": ["Tech", None, "X"]}),
+        delistings=pd.DataFrame({"instrument_id": ["C"], "date": [pd.Timestamp("2024-02-16")],
+                                 "action_type": ["DELISTING"]}),
+        prices=prices,
+        liquidity=pd.DataFrame({"instrument_id": names, "date": DATE, "adv_21d": 2e7}),
+        profiles=pd.DataFrame({"issuer_id": ["IA", "IB"],
+                               "as_of_date": [DATE, DATE - pd.Timedelta(days=200)],
+                               "leverage_score": [0.1, 0.2], "earnings_quality_score": 0.3,
+                               "liquidity_risk": 0.4}),
+        soft_targets=pd.DataFrame({"entity_type": "ISSUER", "entity_id": ["IA"],
+                                   "as_of_date": [DATE], "soft_target_class": ["WATCHLIST"]}),
+        scores=pd.DataFrame({"instrument_id": ["A", "B"], "as_of_date": DATE,
+                             "score": [0.9, 0.1]}))
+
+
+def test_candidates_are_point_in_time():
+    from prometheus_dagster.engines.universe import status_on, universe_candidates
+
+    t = _stored_tables()
+    status = status_on(t["instruments"], t["delistings"], DATE)
+    assert status.to_dict() == {"A": "ACTIVE", "B": "NOT_LISTED", "C": "DELISTED"}
+    # before its delisting C was active
+    assert status_on(t["instruments"], t["delistings"], pd.Timestamp("2024-02-15"))["C"] \
+        == "ACTIVE"
+    window = DATE - pd.Timedelta(days=30)
+    c = universe_candidates(DATE, **t, history_start=window, max_profile_age_days=120)
+    c = c.set_index("instrument_id")
+    assert c.loc["A", "history_sessions"] == len(pd.bdate_range(window, DATE))
+    assert c.loc["C", "history_sessions"] == 0 and math.isnan(c.loc["C", "close"])
+    assert bool(c.loc["A", "has_profile"]) and not bool(c.loc["B", "has_profile"])  # too old
+    assert c.loc["A", "soft_target_class"] == "WATCHLIST"
+    assert c.loc["A", "score"] == 0.9 and math.isnan(c.loc["C", "score"])
+    # rows dated after the day change nothing
+    later = {**t, "prices": pd.concat([t["prices"], pd.DataFrame(
+        {"instrument_id": ["A"], "date": [DATE + pd.Timedelta(days=3)], "close": [99.0]})])}
+    again = universe_candidates(DATE, **later, history_start=window, max_profile_age_days=120)
+    pd.testing.assert_frame_equal(again.set_index("instrument_id"), c)
+    out = select_universe(again, UniverseRules(min_history_sessions=5, min_adv=1e6), **KW)
+    reasons = out.set_index("instrument_id")["reasons"]
+    assert "status NOT_LISTED is not ACTIVE" in reasons["B"] and "no profile" in reasons["B"]
+    assert "status DELISTED is not ACTIVE" in reasons["C"]

@@ -78,18 +78,21 @@ def check_decisions(output_counts: Mapping[str, int], decision_counts: Mapping[s
     return out
 
 
-def check_exposures(weights: pd.DataFrame | None, limits: QcLimits) -> list[dict]:
-    """``weights``: target portfolio rows (portfolio_id, instrument_id, weight) for the date."""
+def check_exposures(weights: pd.DataFrame | None,
+                    limits: QcLimits | Mapping[str, QcLimits]) -> list[dict]:
+    """``weights``: target portfolio rows (portfolio_id, instrument_id, weight) for the date;
+    ``limits``: one set for every portfolio, or per portfolio id (others get the defaults)."""
     if weights is None:
         return [_row("exposures", "portfolios", SKIP, "no target portfolios yet")]
     out = []
     for pid, g in weights.groupby("portfolio_id"):
+        own = limits if isinstance(limits, QcLimits) else limits.get(str(pid), QcLimits())
         biggest = g["weight"].abs().max()
         gross = g["weight"].abs().sum()
-        bad = biggest > limits.max_weight + 1e-9 or gross > limits.max_gross + 1e-9
+        bad = biggest > own.max_weight + 1e-9 or gross > own.max_gross + 1e-9
         out.append(_row("exposures", str(pid), FAIL if bad else PASS,
-                        f"max |weight| {biggest:.3f} (limit {limits.max_weight}), gross "
-                        f"{gross:.3f} (limit {limits.max_gross})"))
+                        f"max |weight| {biggest:.3f} (limit {own.max_weight}), gross "
+                        f"{gross:.3f} (limit {own.max_gross})"))
     return out
 
 

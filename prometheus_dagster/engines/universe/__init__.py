@@ -3,6 +3,7 @@ SATELLITE or EXCLUDED, after hard filters, quality screens, soft-target handling
 assessment score, a per-sector cap and a maximum size. Every exclusion carries a reason."""
 
 from prometheus_dagster.engines.universe import schemas  # noqa: F401  (declares the table)
+from prometheus_dagster.engines.universe.candidates import status_on, universe_candidates
 from prometheus_dagster.engines.universe.rules import SIDES, TIERS, UniverseRules
 from prometheus_dagster.engines.universe.select import (
     CANDIDATE_COLUMNS,
@@ -12,4 +13,5 @@ from prometheus_dagster.engines.universe.select import (
 )
 
 __all__ = ["CANDIDATE_COLUMNS", "SIDES", "TIERS", "UniverseRules", "hard_reasons",
-           "select_universe", "select_universes"]
+           "select_universe", "select_universes", "status_on",
+           "universe_candidates"]
