@@ -1,6 +1,15 @@
 """Run every benchmark: ``make bench``."""
 
-from benchmarks import assessment, encoders, fragility, ingestion, portfolio, regime
+from benchmarks import (
+    assessment,
+    backtest,
+    encoders,
+    execution,
+    fragility,
+    ingestion,
+    portfolio,
+    regime,
+)
 
 if __name__ == "__main__":
     ingestion.main([])
@@ -9,3 +18,5 @@ if __name__ == "__main__":
     fragility.main([])
     portfolio.main([])
     assessment.main([])
+    execution.main([])
+    backtest.main([])

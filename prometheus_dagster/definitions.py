@@ -5,6 +5,7 @@ from __future__ import annotations
 from dagster import AssetKey, Definitions
 
 from prometheus_dagster.assets.assessment import assessment_assets
+from prometheus_dagster.assets.backtest import backtest_assets
 from prometheus_dagster.assets.brief import daily_brief_asset
 from prometheus_dagster.assets.embeddings import encoder_assets
 from prometheus_dagster.assets.features import features_assets
@@ -56,6 +57,7 @@ def build_assets() -> list:
         *assessment_assets(encoded),
         *universe_assets(encoded),
         *portfolio_assets(encoded),
+        *backtest_assets(encoded),
         daily_brief_asset(data_markets, brief_inputs),
         *(preopen_qc_asset(m, list(MARKET_TABLES), engine_tables(m, encoded, list(regions)))
           for m in data_markets),

@@ -29,6 +29,8 @@ from prometheus_dagster.core.ingestion_config import ingestion_config
 from prometheus_dagster.core.paths import mlflow_tracking_uri, prometheus_home, warehouse_path
 
 TRAINING_SUFFIX = "_training"
+BACKTEST_SUFFIX = "_backtest"
+DEMO_BACKTEST_MARKET, DEMO_BACKTEST_STRATEGY = "US_EQ", "core_equity_long_only"
 FRAGILITY_TRAINING = "_fragility_training"
 BRIEF = AssetKey([GLOBAL, "daily_brief"])
 MACRO = AssetKey([GLOBAL, "macro_time_series"])
@@ -141,6 +143,70 @@ def _print_fragility(wh) -> None:
               + (f"  soft targets: {', '.join(flagged[:5])}" if flagged else ""))
 
 
+def _print_portfolios(wh) -> None:
+    import json
+
+    targets = wh.read("target_portfolios", columns=[
+        "portfolio_id", "as_of_date", "instrument_id", "weight", "portfolio_volatility",
+        "portfolio_expected_return", "turnover", "binding_constraints"])
+    reports = wh.read("portfolio_risk_reports", columns=[
+        "portfolio_id", "as_of_date", "scenario_es", "parametric_var"]) \
+        if wh.table_exists("portfolio_risk_reports") else None
+    if targets.empty:
+        return
+    print("\n==> Target portfolios on their last date (weights, model vol, 95% scenario ES)")
+    for pid, g in targets.groupby("portfolio_id"):
+        last = g[g["as_of_date"] == g["as_of_date"].max()]
+        held = last[last["weight"] != 0].sort_values("weight", ascending=False)
+        es = float("nan")
+        if reports is not None:
+            r = reports[(reports["portfolio_id"] == pid)
+                        & (reports["as_of_date"] == last["as_of_date"].iloc[0])]
+            value = r["scenario_es"].iloc[0] if len(r) else None
+            value = json.loads(value) if isinstance(value, str) else value
+            if isinstance(value, dict):
+                es = value.get("95%", es)
+        top = ", ".join(f"{i} {w:+.1%}" for i, w in
+                        zip(held["instrument_id"].head(3), held["weight"].head(3), strict=True))
+        print(f"    {pid:<36} {pd.Timestamp(last['as_of_date'].iloc[0]).date()}  "
+              f"{len(held)} names, gross {held['weight'].abs().sum():.2f}, vol "
+              f"{last['portfolio_volatility'].iloc[0]:.1%}, ES {es:.1%}  top: {top}")
+
+
+def _run_backtest(defs, instance, start: pd.Timestamp, end: pd.Timestamp, stages: list) -> None:
+    """The long-only core strategy on US_EQ over the demo window, strict time machine."""
+    from prometheus_dagster.jobs.daily import backtest_job_name
+
+    name = backtest_job_name(DEMO_BACKTEST_MARKET)
+    if name not in {j.name for j in defs.jobs}:
+        return
+    cfg = {"strategy_id": DEMO_BACKTEST_STRATEGY, "start": str(start.date()),
+           "end": str(end.date()), "strict": True, "rebalance_every": 5}
+    print(f"==> {name}: {DEMO_BACKTEST_STRATEGY} {cfg['start']}...{cfg['end']} (strict)",
+          flush=True)
+    t = time.perf_counter()
+    result = defs.resolve_job_def(name).execute_in_process(
+        instance=instance, raise_on_error=False,
+        run_config={**QUIET, "ops": {f"{DEMO_BACKTEST_MARKET}__backtest_runs": {"config": cfg}}})
+    stages.append((name, time.perf_counter() - t, "ok" if result.success else "FAILED"))
+    print(f"    {stages[-1][2]} in {stages[-1][1]:.1f}s (run {result.run_id[:8]})", flush=True)
+    _print_failures(result)
+
+
+def _print_backtests(wh) -> None:
+    import json
+
+    runs = wh.read("backtest_runs")
+    if runs.empty:
+        return
+    print("\n==> Backtests (tear sheets in MLflow, experiment prometheus/backtest)")
+    for r in runs.itertuples():
+        m = json.loads(r.metrics) if isinstance(r.metrics, str) else r.metrics
+        print(f"    {r.backtest_id}: return {m.get('total_return', float('nan')):+.2%}, "
+              f"Sharpe {m.get('sharpe', float('nan')):.2f}, max drawdown "
+              f"{m.get('max_drawdown', float('nan')):.2%} (MLflow run {r.mlflow_run_id[:8]})")
+
+
 def _print_failures(result) -> None:
     for event in result.all_events:
         if event.event_type_value == "STEP_FAILURE":
@@ -197,7 +263,8 @@ def run_demo(quick: bool = False) -> int:
         run_config=QUIET)
     stages.append(("macro", time.perf_counter() - t, "ok" if result.success else "FAILED"))
     print(f"    {stages[-1][2]} in {stages[-1][1]:.1f}s (run {result.run_id[:8]})", flush=True)
-    jobs = [j.name for j in defs.jobs if j.name not in training]
+    jobs = [j.name for j in defs.jobs if j.name not in training
+            and not j.name.endswith(BACKTEST_SUFFIX)]
     order = [REFERENCE_JOB] + [j for j in jobs if j != REFERENCE_JOB]
     for i, name in enumerate(order, 1):
         job = defs.resolve_job_def(name)
@@ -218,6 +285,7 @@ def run_demo(quick: bool = False) -> int:
         stages.append((name, took, status))
         print(f"    {status} in {took:.1f}s (run {result.run_id[:8]})", flush=True)
         _print_failures(result)
+    _run_backtest(defs, instance, start, end, stages)
     brief_day = pd.bdate_range(start, end)[-1].strftime("%Y-%m-%d")
     print(f"==> daily brief {brief_day}", flush=True)
     t = time.perf_counter()
@@ -233,7 +301,9 @@ def run_demo(quick: bool = False) -> int:
                   "macro_time_series", "ingestion_runs", "returns_daily", "text_embeddings",
                   "numeric_window_embeddings", "joint_embeddings", "profiles", "regimes",
                   "stability_vectors", "scenario_sets", "scenario_paths", "fragility_measures",
-                  "soft_target_classes", "fragility_alpha", "engine_decisions", "models",
+                  "soft_target_classes", "fragility_alpha", "risk_specific", "instrument_scores",
+                  "universes", "target_portfolios", "portfolio_risk_reports",
+                  "engine_decisions", "models",
                   "truth.regime_path"):
         if wh.table_exists(table):
             n = wh.query(f"select count(*) as n from {table}")["n"].iloc[0]
@@ -244,6 +314,10 @@ def run_demo(quick: bool = False) -> int:
         _print_regimes(wh, end)
     if wh.table_exists("soft_target_classes"):
         _print_fragility(wh)
+    if wh.table_exists("target_portfolios"):
+        _print_portfolios(wh)
+    if wh.table_exists("backtest_runs"):
+        _print_backtests(wh)
     total = time.perf_counter() - t0
     print(f"\n==> Done in {total:.1f}s " + ", ".join(f"{n} {t:.1f}s" for n, t, _ in stages))
     print(f"""

@@ -157,7 +157,8 @@ def _train_one(context, wh: Warehouse, mlflow: MlflowTracking, market_id: str,
         raise AssessmentTrainingError(f"no {market_id} returns dated before "
                                       f"{valid_from.date()}")
     sessions = sorted(pd.to_datetime(inputs.returns["date"]).unique())
-    features = assessment_features(inputs, sessions[FEATURE_LOOKBACK // 2:], cfg)
+    # early sessions lack the longer windows: those features are NaN, which the model handles
+    features = assessment_features(inputs, sessions, cfg)
     labels = forward_labels(inputs.returns, cfg.horizons, instruments=inputs.instruments)
     model = fit_assessment_model(features, labels, valid_from, cfg, sessions=sessions)
     name = registered_name(market_id, cfg)

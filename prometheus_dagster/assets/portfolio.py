@@ -63,25 +63,33 @@ def construction_candidates(universe: pd.DataFrame, scores: pd.DataFrame, issuer
     return out.drop(columns="issuer_id")
 
 
-def compute_targets(context, wh: Warehouse, market_id: str, dates: list[pd.Timestamp],
-                    strategies: dict[str, tuple[StrategyConfig, str]]
+def compute_targets(log, wh: Warehouse, market_id: str, dates: list[pd.Timestamp],
+                    strategies: dict[str, tuple[StrategyConfig, str]], *,
+                    universes: pd.DataFrame | None = None, scores: pd.DataFrame | None = None,
+                    risk: dict | None = None, holdings: dict[str, dict[str, float]] | None = None
                     ) -> tuple[pd.DataFrame, list[dict]]:
     """(``target_portfolios`` rows, one decision record per strategy and date). Dates are
     walked in order; each rebalances from the previous date's target (the stored one for
-    the run's first date). A date without a risk model or universe keeps the holdings; an
-    infeasible problem keeps them too and is reported with the conflicting constraints."""
-    risk = load_risk_models(wh, market_id, dates)
-    universes = wh.read_partitions("universes", market_id=market_id, dates=dates)
-    scores = wh.read_partitions("instrument_scores", market_id=market_id, dates=dates,
-                                columns=["strategy_id", "instrument_id", "as_of_date",
-                                         "horizon_days", "expected_return", "model_id"])
+    the run's first date, unless ``holdings`` gives strategy -> current weights). A date
+    without a risk model or universe keeps the holdings; an infeasible problem keeps them
+    too and is reported with the conflicting constraints. Universes, scores and risk models
+    default to the stored ones; ``wh`` may be a backtest's time machine."""
+    if risk is None:
+        risk = load_risk_models(wh, market_id, dates)
+    if universes is None:
+        universes = wh.read_partitions("universes", market_id=market_id, dates=dates)
+    if scores is None:
+        scores = wh.read_partitions("instrument_scores", market_id=market_id, dates=dates,
+                                    columns=["strategy_id", "instrument_id", "as_of_date",
+                                             "horizon_days", "expected_return", "model_id"])
     issuers = wh.read("issuers", where={"market_id": market_id})
     soft = wh.read_partitions("soft_target_classes", market_id=market_id, dates=dates,
                               columns=["entity_type", "entity_id", "as_of_date",
                                        "soft_target_class"])
     frames, decisions = [], []
     for sid, (strategy, config_id) in sorted(strategies.items()):
-        held = current_holdings(wh, market_id, sid, dates[0])
+        held = (dict(holdings[sid]) if holdings is not None and sid in holdings
+                else current_holdings(wh, market_id, sid, dates[0]))
         mine = scores[(scores["strategy_id"] == sid)
                       & (scores["horizon_days"] == strategy.horizon_days)]
         for d in dates:
@@ -93,7 +101,7 @@ def compute_targets(context, wh: Warehouse, market_id: str, dates: list[pd.Times
                         "input_refs": {"tables": list(TARGET_INPUTS)}}
             if d not in risk or uni.empty:
                 why = "no risk model" if d not in risk else "no universe"
-                context.log.warning(f"{sid} {market_id} {d.date()}: {why}: holdings kept")
+                log.warning(f"{sid} {market_id} {d.date()}: {why}: holdings kept")
                 decisions.append({**decision, "proposed_action": {"status": "SKIPPED",
                                                                   "reason": why}})
                 continue
@@ -103,8 +111,8 @@ def compute_targets(context, wh: Warehouse, market_id: str, dates: list[pd.Times
             try:
                 result = optimize_strategy(built, warm_start=warm)
             except InfeasibleProblemError as exc:
-                context.log.error(f"{sid} {market_id} {d.date()}: infeasible, holdings kept: "
-                                  + "; ".join(exc.conflicts))
+                log.error(f"{sid} {market_id} {d.date()}: infeasible, holdings kept: "
+                          + "; ".join(exc.conflicts))
                 decisions.append({**decision, "proposed_action": {
                     "status": "INFEASIBLE", "conflicts": exc.conflicts, "notes": built.notes}})
                 continue
@@ -148,7 +156,7 @@ def target_portfolios_asset(market_id: str) -> AssetsDefinition:
         if not strategies:
             context.log.warning(f"no strategy in configs/strategies trades {market_id}")
             return empty_frame("target_portfolios")
-        out, decisions = compute_targets(context, wh, market_id, dates, strategies)
+        out, decisions = compute_targets(context.log, wh, market_id, dates, strategies)
         statuses = pd.Series([d["proposed_action"]["status"] for d in decisions])
         with mlflow.asset_run(context, GROUP, market_id=market_id,
                               config_id=",".join(c for _, c in strategies.values())) as run:
@@ -178,30 +186,38 @@ def target_portfolios_asset(market_id: str) -> AssetsDefinition:
     return _targets
 
 
-def report_attributes(wh: Warehouse, market_id: str, d: pd.Timestamp, instruments: pd.DataFrame,
-                      issuers: pd.DataFrame) -> pd.DataFrame:
-    """Sector, country, currency, soft-target and fragility class and stability score of
-    every instrument of the market on ``d``."""
-    soft = wh.read_partitions("soft_target_classes", market_id=market_id, dates=[d],
-                              columns=["entity_type", "entity_id", "soft_target_class"])
-    frag = wh.read_partitions("fragility_alpha", market_id=market_id, dates=[d],
-                              columns=["entity_type", "entity_id", "horizon_days",
+def report_attributes(wh: Warehouse, market_id: str, dates: list[pd.Timestamp],
+                      instruments: pd.DataFrame, issuers: pd.DataFrame
+                      ) -> dict[pd.Timestamp, pd.DataFrame]:
+    """Date -> sector, country, currency, soft-target and fragility class and stability score
+    of every instrument of the market on that date (three reads for all dates)."""
+    soft = wh.read_partitions("soft_target_classes", market_id=market_id, dates=dates,
+                              columns=["entity_type", "entity_id", "as_of_date",
+                                       "soft_target_class"])
+    frag = wh.read_partitions("fragility_alpha", market_id=market_id, dates=dates,
+                              columns=["entity_type", "entity_id", "as_of_date", "horizon_days",
                                        "fragility_class"])
-    stab = wh.read_partitions("stability_vectors", market_id=market_id, dates=[d],
-                              columns=["entity_type", "entity_id", "stability_score"])
+    stab = wh.read_partitions("stability_vectors", market_id=market_id, dates=dates,
+                              columns=["entity_type", "entity_id", "as_of_date",
+                                       "stability_score"])
+    base = instruments[["instrument_id", "issuer_id", "currency"]].merge(
+        issuers[["issuer_id", "sector", "country"]], on="issuer_id", how="left")
 
-    def by_issuer(frame: pd.DataFrame, column: str) -> pd.Series:
-        frame = frame[frame["entity_type"] == "ISSUER"]
+    def by_issuer(frame: pd.DataFrame, column: str, d: pd.Timestamp) -> pd.Series:
+        frame = frame[(frame["entity_type"] == "ISSUER")
+                      & (pd.to_datetime(frame["as_of_date"]) == d)]
         if "horizon_days" in frame and len(frame):
             frame = frame[frame["horizon_days"] == frame["horizon_days"].min()]
         return frame.set_index("entity_id")[column]
 
-    out = instruments[["instrument_id", "issuer_id", "currency"]].merge(
-        issuers[["issuer_id", "sector", "country"]], on="issuer_id", how="left")
-    out["soft_target_class"] = out["issuer_id"].map(by_issuer(soft, "soft_target_class"))
-    out["fragility_class"] = out["issuer_id"].map(by_issuer(frag, "fragility_class"))
-    out["stability_score"] = out["issuer_id"].map(by_issuer(stab, "stability_score"))
-    return out.drop(columns="issuer_id")
+    out = {}
+    for d in dates:
+        day = base.copy()
+        day["soft_target_class"] = day["issuer_id"].map(by_issuer(soft, "soft_target_class", d))
+        day["fragility_class"] = day["issuer_id"].map(by_issuer(frag, "fragility_class", d))
+        day["stability_score"] = day["issuer_id"].map(by_issuer(stab, "stability_score", d))
+        out[d] = day.drop(columns="issuer_id")
+    return out
 
 
 def compute_risk_reports(wh: Warehouse, market_id: str, dates: list[pd.Timestamp],
@@ -211,12 +227,17 @@ def compute_risk_reports(wh: Warehouse, market_id: str, dates: list[pd.Timestamp
     instruments = wh.read("instruments", where={"market_id": market_id})
     issuers = wh.read("issuers", where={"market_id": market_id})
     reports = []
+    with_targets = sorted({pd.Timestamp(d) for d in targets["as_of_date"]})
+    attributes_on = report_attributes(wh, market_id, with_targets, instruments, issuers) \
+        if with_targets else {}
     for d, day in targets.groupby("as_of_date", sort=True):
         d = pd.Timestamp(d)
         if d not in risk:
             continue
-        attributes = report_attributes(wh, market_id, d, instruments, issuers)
+        attributes = attributes_on[d]
+        held = set(day.loc[day["weight"] != 0, "instrument_id"])
         paths = read_paths(wh, market_id, d)
+        paths = paths[paths["instrument_id"].isin(held)]
         for _, rows in day.groupby("portfolio_id", sort=True):
             sid = str(rows["strategy_id"].iloc[0])
             if sid not in strategies:

@@ -46,7 +46,10 @@ def universe_changes(today: pd.DataFrame, before: pd.DataFrame) -> dict:
 
 
 def compute_universes(wh: Warehouse, market_id: str, dates: list[pd.Timestamp],
-                      strategies: dict[str, tuple[StrategyConfig, str]]) -> pd.DataFrame:
+                      strategies: dict[str, tuple[StrategyConfig, str]],
+                      scores: pd.DataFrame | None = None) -> pd.DataFrame:
+    """``universes`` rows of every strategy on ``dates``; ``scores`` (instrument_scores rows)
+    default to the stored ones. ``wh`` may be a backtest's time machine."""
     longest = max(s.universe.min_history_sessions for s, _ in strategies.values())
     start, end = lookback_start(dates[0], longest + 5), dates[-1]
     instruments = wh.read("instruments", where={"market_id": market_id})
@@ -66,19 +69,26 @@ def compute_universes(wh: Warehouse, market_id: str, dates: list[pd.Timestamp],
     soft = wh.read_partitions("soft_target_classes", market_id=market_id, dates=dates,
                               columns=["entity_type", "entity_id", "as_of_date",
                                        "soft_target_class"])
-    scores = wh.read_partitions("instrument_scores", market_id=market_id, dates=dates,
-                                columns=["strategy_id", "instrument_id", "as_of_date",
-                                         "horizon_days", "score"])
+    if scores is None:
+        scores = wh.read_partitions("instrument_scores", market_id=market_id, dates=dates,
+                                    columns=["strategy_id", "instrument_id", "as_of_date",
+                                             "horizon_days", "score"])
     frames = []
-    for sid, (strategy, config_id) in sorted(strategies.items()):
-        mine = scores[(scores["strategy_id"] == sid)
-                      & (scores["horizon_days"] == strategy.horizon_days)]
-        for d in dates:
-            candidates = universe_candidates(
-                d, instruments=instruments, issuers=issuers, delistings=delistings,
-                prices=prices, liquidity=liquidity, profiles=profiles, soft_targets=soft,
-                scores=mine, history_start=lookback_start(d, longest + 5),
-                max_profile_age_days=PROFILE_MAX_AGE_DAYS)
+    no_scores = scores.iloc[0:0]
+    by_sid = {sid: scores[(scores["strategy_id"] == sid)
+                          & (scores["horizon_days"] == strategy.horizon_days)]
+              for sid, (strategy, _) in strategies.items()}
+    for d in dates:
+        # the candidates of a date are the same for every strategy but for the score
+        base = universe_candidates(
+            d, instruments=instruments, issuers=issuers, delistings=delistings,
+            prices=prices, liquidity=liquidity, profiles=profiles, soft_targets=soft,
+            scores=no_scores, history_start=lookback_start(d, longest + 5),
+            max_profile_age_days=PROFILE_MAX_AGE_DAYS)
+        for sid, (strategy, config_id) in sorted(strategies.items()):
+            mine = by_sid[sid]
+            mine = mine[pd.to_datetime(mine["as_of_date"]) == d].set_index("instrument_id")
+            candidates = base.assign(score=base["instrument_id"].map(mine["score"]).astype(float))
             frames.append(select_universe(candidates, strategy.universe, market_id=market_id,
                                           strategy_id=sid, as_of_date=d, config_id=config_id))
     return pd.concat(frames, ignore_index=True) if frames else empty_frame("universes")

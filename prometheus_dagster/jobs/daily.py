@@ -107,12 +107,33 @@ def qc_job(market_id: str, assets: Sequence[AssetsDefinition]) -> UnresolvedAsse
     )
 
 
+BACKTEST_GROUP = "backtest"
+
+
+def backtest_job_name(market_id: str) -> str:
+    return f"{market_id}_backtest"
+
+
+def backtest_job(market_id: str, asset: AssetsDefinition) -> UnresolvedAssetJobDefinition:
+    """A market's backtest (run config: strategy, range, strict mode), tier 3: research work
+    that queues behind tier-1 runs."""
+    return define_asset_job(
+        backtest_job_name(market_id),
+        selection=AssetSelection.assets(*asset.keys),
+        tags={**tier_tags("3"), MARKET_TAG: market_id},
+        description=f"Backtest one strategy on {market_id} over a date range (run config).",
+    )
+
+
 def jobs_for(assets: Sequence[AssetsDefinition]) -> list[UnresolvedAssetJobDefinition]:
-    """Group assets by partitioning: unpartitioned -> reference job; partitioned by the market's
-    trading days -> its daily job (the market is the first element of the asset key), except
-    pre-open checks (group ``qc``) -> the market's QC job; any other partitioning (model
-    refits) -> the market's training job of the asset's group."""
-    unpartitioned = [a for a in assets if a.partitions_def is None]
+    """Group assets by partitioning: unpartitioned -> reference job (backtests: the market's
+    backtest job); partitioned by the market's trading days -> its daily job (the market is
+    the first element of the asset key), except pre-open checks (group ``qc``) -> the
+    market's QC job; any other partitioning (model refits) -> the market's training job of
+    the asset's group."""
+    backtests = [a for a in assets if a.partitions_def is None
+                 and BACKTEST_GROUP in a.group_names_by_key.values()]
+    unpartitioned = [a for a in assets if a.partitions_def is None and a not in backtests]
     by_market: dict[str, list[AssetsDefinition]] = {}
     training: dict[tuple[str, str], list[AssetsDefinition]] = {}
     qc: dict[str, list[AssetsDefinition]] = {}
@@ -135,4 +156,5 @@ def jobs_for(assets: Sequence[AssetsDefinition]) -> list[UnresolvedAssetJobDefin
         jobs.append(training_job(market, training[(market, group)], group))
     for market in sorted(qc, key=lambda m: order.get(m, len(order))):
         jobs.append(qc_job(market, qc[market]))
+    jobs += [backtest_job(next(iter(a.keys)).path[0], a) for a in backtests]
     return jobs

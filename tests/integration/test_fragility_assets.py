@@ -15,6 +15,7 @@ import yaml
 from dagster import AssetKey, materialize
 
 from prometheus_dagster.assets.assessment import assessment_assets
+from prometheus_dagster.assets.backtest import backtest_assets
 from prometheus_dagster.assets.embeddings import encoder_assets
 from prometheus_dagster.assets.features import features_assets
 from prometheus_dagster.assets.fragility import fragility_assets
@@ -47,6 +48,7 @@ INVESTMENT = ["risk_factor_covariance", "risk_specific", "instrument_scores", "u
 TABLES = ["stability_vectors", "scenario_sets", "fragility_measures", "soft_target_classes",
           "fragility_alpha", *INVESTMENT]
 LONG_ONLY, LONG_SHORT = "core_equity_long_only", "market_neutral_long_short"
+LONG_ONLY_MAX_WEIGHT = 0.4
 
 
 def span(a: str, b: str) -> dict:
@@ -104,6 +106,12 @@ def small_config_dir(tmp: Path) -> Path:
     frag["refit"].update(min_training_rows=200, min_positive=5)
     frag["model"].update(n_estimators=40, min_child_samples=10)
     (dst / "engines" / "fragility.yaml").write_text(yaml.safe_dump(frag))
+    # a 14-name market has only a handful of eligible long-only names: looser name, sector
+    # and beta limits keep the fully invested book feasible
+    lo = yaml.safe_load((dst / "strategies" / f"{LONG_ONLY}.yaml").read_text())
+    lo["portfolio"].update(max_weight=LONG_ONLY_MAX_WEIGHT, sector_max_net=0.8,
+                           factor_limits={"MARKET": [0.3, 1.7]})
+    (dst / "strategies" / f"{LONG_ONLY}.yaml").write_text(yaml.safe_dump(lo))
     (dst / "engines" / "assessment.yaml").write_text(yaml.safe_dump({
         "engine": "assessment", "version": "test",
         "refit": {"cadence": "yearly", "first_year": 2022, "min_training_dates": 100,
@@ -130,7 +138,8 @@ def market(tmp_path_factory):
     assets = [*ingestion_assets([M]), *features_assets([M]), *encoder_assets([M], [M]),
               *profile_assets([M]), *stability_assets([M], [M], []),
               *scenario_assets([M], []), *fragility_assets([M], [M]), *risk_assets([M]),
-              *assessment_assets([M]), *universe_assets([M]), *portfolio_assets([M])]
+              *assessment_assets([M]), *universe_assets([M]), *portfolio_assets([M]),
+              *backtest_assets([M])]
     run(assets, resources, keys("instruments", "issuers"))
     ingest(assets, resources, *HISTORY)
     run(assets, resources, keys("profiles", *CHAIN), tags=span(ENGINE_HISTORY[0], DAYS[1]))
@@ -255,11 +264,13 @@ def test_universes_portfolios_and_risk_reports(market):
     assert all(len(r) > 0 for r in excluded["reasons"])
     assert (uni["tier"] != "EXCLUDED").any()
     targets = first["target_portfolios"]
+    dates = targets.groupby("portfolio_id")["as_of_date"].nunique()
+    assert dates.get(f"{LONG_ONLY}:{M}", 0) >= 15 and dates.get(f"{LONG_SHORT}:{M}", 0) >= 15
     for (pid, _), g in targets.groupby(["portfolio_id", "as_of_date"]):
         w = g["weight"]
         if pid.startswith(LONG_ONLY):
             assert w.sum() == pytest.approx(1.0, abs=1e-6) and (w >= -1e-9).all()
-            assert w.max() <= 0.08 + 1e-7
+            assert w.max() <= LONG_ONLY_MAX_WEIGHT + 1e-7
             assert not ((g["soft_target_class"] == "SOFT_TARGET") & (w > 1e-9)).any()
         else:
             assert w.sum() == pytest.approx(0.0, abs=1e-6)
@@ -288,3 +299,78 @@ def test_universes_portfolios_and_risk_reports(market):
         got = decisions[decisions["engine_name"] == engine]
         assert len(got) >= 2 * 15, engine  # two strategies, every date of the window
         assert got["mlflow_run_id"].notna().all()
+
+
+def backtest_config(**over) -> dict:
+    cfg = {"strategy_id": LONG_ONLY, "start": DAYS[0], "end": DAYS[1], "strict": True,
+           "rebalance_every": 5, "initial_capital": 1e6, **over}
+    return {"ops": {f"{M}__backtest_runs": {"config": cfg}}}
+
+
+def test_backtest_through_the_strict_time_machine(market):
+    wh, resources, assets, _ = market
+    run(assets, resources, keys("backtest_runs"), run_config=backtest_config())
+    bt = wh.read("backtest_runs", where={"market_id": M})
+    assert len(bt) == 1 and bool(bt["strict"].iloc[0])
+    bid = bt["backtest_id"].iloc[0]
+    equity = wh.read("backtest_daily_equity", where={"backtest_id": bid}, order_by=["date"])
+    trades = wh.read("backtest_trades", where={"backtest_id": bid})
+    sessions = sorted({pd.Timestamp(d) for d in rows(wh, "returns_daily", *DAYS)["date"]})
+    assert [pd.Timestamp(d) for d in equity["date"]] == sessions
+    assert len(trades) > 0
+    # every fill is in a session after the decision it came from
+    decided = pd.to_datetime(trades["decision_id"].str.rsplit(":", n=1).str[-1])
+    assert (pd.to_datetime(trades["date"]) > decided).all()
+    # the equity curve equals cash + marked positions rebuilt from the trades, the splits and
+    # dividends on the holdings, and the closes
+    closes = rows(wh, "prices_daily", *DAYS).pivot(index="date", columns="instrument_id",
+                                                 values="close").ffill()
+    actions = rows(wh, "corporate_actions", *DAYS)
+    cash, shares, rebuilt = 1e6, {}, []
+    for d in closes.index:
+        for a in actions[pd.to_datetime(actions["date"]) == d].itertuples():
+            held = shares.get(a.instrument_id, 0.0)
+            if a.action_type == "SPLIT":
+                shares[a.instrument_id] = held * a.value
+            elif a.action_type == "DIVIDEND":
+                cash += held * a.value
+        for t in trades[pd.to_datetime(trades["date"]) == d].itertuples():
+            q = t.quantity if t.side == "BUY" else -t.quantity
+            shares[t.instrument_id] = shares.get(t.instrument_id, 0.0) + q
+            cash -= q * t.price + t.commission
+        rebuilt.append(cash + sum(q * closes.loc[d, i] for i, q in shares.items() if q))
+    assert equity["equity"].to_numpy() == pytest.approx(rebuilt, rel=1e-9)
+    metrics = bt["metrics"].iloc[0]
+    metrics = json.loads(metrics) if isinstance(metrics, str) else metrics
+    assert {"cagr", "sharpe", "sortino", "max_drawdown", "calmar", "hit_rate"} <= set(metrics)
+    client = resources["mlflow"].client()
+    artifacts = {a.path for a in client.list_artifacts(bt["mlflow_run_id"].iloc[0])}
+    assert {"tear_sheet.png", "tear_sheet.html"} <= artifacts
+    orders = wh.read("orders", where={"backtest_id": bid})
+    assert len(orders) and (orders["mode"] == "BACKTEST").all()
+
+
+def test_a_peeking_engine_fails_the_strict_backtest(market, monkeypatch):
+    from prometheus_dagster.assets import backtest_loop
+
+    wh, resources, assets, _ = market
+    honest = backtest_loop.compute_universes
+
+    def peeking(tm, market_id, dates, strategies, scores=None):
+        tm.read_partitions("prices_daily", market_id=market_id,
+                           end=dates[-1] + pd.Timedelta(days=1))  # tomorrow's prices
+        return honest(tm, market_id, dates, strategies, scores=scores)
+
+    monkeypatch.setattr(backtest_loop, "compute_universes", peeking)
+    result = materialize(assets, resources=resources, selection=keys("backtest_runs"),
+                         run_config=backtest_config(), raise_on_error=False)
+    assert not result.success
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    error = failure.event_specific_data.error
+    causes = []
+    while error is not None:
+        causes.append(error)
+        error = error.cause
+    assert any(e.cls_name == "LookAheadError" for e in causes)
+    assert any("look-ahead read of prices_daily" in e.message for e in causes
+               if e.cls_name == "LookAheadError")

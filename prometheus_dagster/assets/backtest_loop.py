@@ -1,0 +1,176 @@
+"""The backtest walk: one strategy on one market over a range of sessions, every data read
+through a :class:`TimeMachine` set to the session being decided.
+
+Each session D: D's splits and dividends apply to the holdings, the orders decided on the
+previous session fill on D's bars (the execution simulator), positions are marked at D's
+closes; on a rebalance session the production
+functions decide D's target (assessment scores as stored, or computed with the model version
+trained before D; the strategy's universe; the point-in-time risk model; the optimiser,
+rebalancing from the simulated holdings) and the planner turns it into orders for D+1."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from prometheus_dagster.assets.assessment import compute_scores
+from prometheus_dagster.assets.portfolio import compute_targets
+from prometheus_dagster.assets.risk import load_risk_models, read_risk_inputs
+from prometheus_dagster.assets.universe import compute_universes
+from prometheus_dagster.engines.assessment import AssessmentConfig
+from prometheus_dagster.engines.backtest import TimeMachine
+from prometheus_dagster.engines.execution import BacktestBroker, ExecutionConfig, plan_orders
+from prometheus_dagster.engines.risk import RiskModelConfig, estimate_risk_models
+from prometheus_dagster.engines.strategy import StrategyConfig, portfolio_id
+from prometheus_dagster.resources.warehouse import between
+
+BAR_COLUMNS = ["instrument_id", "open", "high", "low", "close", "volume"]
+SCORE_COLUMNS = ["strategy_id", "instrument_id", "as_of_date", "horizon_days", "score",
+                 "expected_return", "model_id"]
+STABILITY_BUCKETS = ((0.4, "LOW"), (0.6, "MEDIUM"), (np.inf, "HIGH"))
+
+
+@dataclass(frozen=True)
+class BacktestSpec:
+    backtest_id: str
+    strategy_id: str
+    strategy: StrategyConfig
+    strategy_config_id: str
+    market_id: str
+    sessions: list[pd.Timestamp]
+    rebalance_every: int
+    initial_capital: float
+    execution: ExecutionConfig
+    execution_config_id: str
+    assessment: AssessmentConfig
+    assessment_config_id: str
+    risk: RiskModelConfig
+
+
+@dataclass
+class BacktestResult:
+    equity: pd.DataFrame
+    broker: BacktestBroker
+    snapshots: list = field(default_factory=list)
+    decisions: list[dict] = field(default_factory=list)
+    scores_computed: int = 0
+
+
+def _scores(tm: TimeMachine, mlflow, spec: BacktestSpec, d: pd.Timestamp,
+            strategies: dict) -> tuple[pd.DataFrame, bool]:
+    stored = tm.read_partitions("instrument_scores", market_id=spec.market_id, dates=[d],
+                                columns=SCORE_COLUMNS)
+    stored = stored[stored["strategy_id"] == spec.strategy_id]
+    if len(stored):
+        return stored, False
+    computed, _ = compute_scores(tm, mlflow, spec.market_id, [d], spec.assessment,
+                                 spec.assessment_config_id, strategies)
+    return computed, True
+
+
+def _risk_model(tm: TimeMachine, spec: BacktestSpec, d: pd.Timestamp) -> dict:
+    stored = load_risk_models(tm, spec.market_id, [d])
+    if stored:
+        return stored
+    models = estimate_risk_models(spec.market_id, [d],
+                                  read_risk_inputs(tm, spec.market_id, [d], spec.risk),
+                                  spec.risk)
+    return {m.as_of_date: m for m in models}
+
+
+def decide(tm: TimeMachine, mlflow, spec: BacktestSpec, d: pd.Timestamp,
+           weights: dict[str, float], log) -> tuple[dict[str, float] | None, dict, bool]:
+    """(target weights or None to hold, the decision record, whether scores were computed)
+    of session ``d`` with the production functions."""
+    strategies = {spec.strategy_id: (spec.strategy, spec.strategy_config_id)}
+    scores, computed = _scores(tm, mlflow, spec, d, strategies)
+    universe = compute_universes(tm, spec.market_id, [d], strategies, scores=scores)
+    targets, decisions = compute_targets(
+        log, tm, spec.market_id, [d], strategies, universes=universe, scores=scores,
+        risk=_risk_model(tm, spec, d), holdings={spec.strategy_id: weights})
+    decision = decisions[0] if decisions else {"proposed_action": {"status": "SKIPPED"}}
+    if targets.empty:
+        return None, decision, computed
+    return dict(zip(targets["instrument_id"], targets["weight"], strict=True)), decision, \
+        computed
+
+
+def run_backtest(tm: TimeMachine, mlflow, spec: BacktestSpec,
+                 log: logging.Logger | Any) -> BacktestResult:
+    """Walk ``spec.sessions`` (see the module docstring)."""
+    pid = portfolio_id(spec.strategy_id, spec.market_id)
+    broker = BacktestBroker(spec.execution, portfolio_id=pid, market_id=spec.market_id,
+                            backtest_id=spec.backtest_id, cash=spec.initial_capital,
+                            config_id=spec.execution_config_id)
+    result = BacktestResult(pd.DataFrame(), broker)
+    rows = []
+    fills_seen = 0
+    for i, d in enumerate(spec.sessions):
+        tm.advance_to(d)
+        actions = tm.read_partitions("corporate_actions", market_id=spec.market_id, dates=[d],
+                                     columns=["instrument_id", "date", "action_type", "value"])
+        dividends = broker.apply_corporate_actions(actions)
+        bars = tm.read_partitions("prices_daily", market_id=spec.market_id, dates=[d],
+                                  columns=["date", *BAR_COLUMNS])
+        broker.advance(d, bars[BAR_COLUMNS])
+        closes = dict(zip(bars["instrument_id"], bars["close"].astype(float), strict=True))
+        snap = broker.positions_snapshot(d, closes)
+        result.snapshots.append(snap)
+        fills = broker.fills()[fills_seen:]
+        fills_seen += len(fills)
+        equity = float(snap.equity)
+        values = np.array([p.market_value for p in snap.positions], dtype=float)
+        rows.append({
+            "date": d, "equity": equity, "cash": float(snap.cash),
+            "gross_exposure": float(np.abs(values).sum() / equity) if equity else np.nan,
+            "net_exposure": float(values.sum() / equity) if equity else np.nan,
+            "turnover": float(sum(f.quantity * f.price for f in fills) / equity)
+            if equity else np.nan,
+            "costs": float(sum(f.commission + f.slippage_cost for f in fills)),
+            "dividends": float(sum(dividends.values()))})
+        if i % spec.rebalance_every:
+            continue
+        weights = {p.instrument_id: float(p.market_value) / equity for p in snap.positions
+                   if p.shares} if equity else {}
+        target, decision, computed = decide(tm, mlflow, spec, d, weights, log)
+        result.scores_computed += int(computed)
+        result.decisions.append({**decision, "as_of_date": d})
+        if target is None:
+            continue
+        for order in plan_orders(target, broker.positions(), closes, equity, spec.execution,
+                                 decision_id=f"backtest:{spec.backtest_id}:{d.date()}",
+                                 portfolio_id=pid, decided_on=d.date()):
+            broker.submit_order(order)
+        if len(result.decisions) % 10 == 1:
+            log.info(f"backtest {spec.backtest_id}: {d.date()} ({i + 1}/{len(spec.sessions)} "
+                     f"sessions), equity {equity:,.0f}")
+    result.equity = pd.DataFrame(rows)
+    return result
+
+
+def annotate(tm: TimeMachine, spec: BacktestSpec, equity: pd.DataFrame) -> pd.DataFrame:
+    """Benchmark (the market index), regime label and market stability bucket of each
+    session, read at the end of the walk (for reporting only)."""
+    market, start, end = spec.market_id, spec.sessions[0], spec.sessions[-1]
+    idx = tm.read_partitions("market_correlation_daily", market_id=market, start=start,
+                             end=end, columns=["date", "index_ret_1d"])
+    ret = idx.set_index(pd.to_datetime(idx["date"]))["index_ret_1d"].reindex(
+        pd.to_datetime(equity["date"])).fillna(0.0).to_numpy()
+    ret[0] = 0.0
+    out = equity.copy()
+    out["benchmark_equity"] = spec.initial_capital * np.cumprod(1.0 + ret)
+    regimes = tm.read("regimes", where={"market_id": market, "as_of_date": between(start, end)},
+                      columns=["as_of_date", "regime_label"])
+    labels = regimes.set_index(pd.to_datetime(regimes["as_of_date"]))["regime_label"]
+    out["regime_label"] = pd.to_datetime(out["date"]).map(labels)
+    stab = tm.read_partitions("stability_vectors", market_id=market, start=start, end=end,
+                              columns=["entity_type", "as_of_date", "stability_score"])
+    stab = stab[stab["entity_type"] == "MARKET"]
+    score = stab.set_index(pd.to_datetime(stab["as_of_date"]))["stability_score"]
+    out["stability_bucket"] = pd.to_datetime(out["date"]).map(score).map(
+        lambda v: None if pd.isna(v) else next(b for lim, b in STABILITY_BUCKETS if v < lim))
+    return out
