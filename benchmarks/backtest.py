@@ -1,6 +1,6 @@
 """The full chain backtested over years of the embedded market with the strict time machine.
 
-    .venv/bin/python -m benchmarks.backtest [--start 2016-01-04] [--end 2019-12-31]
+    .venv/bin/python -m benchmarks.backtest [--start 2015-06-01] [--end 2019-12-31]
                                             [--names 60] [--years 3] [--rebalance 21]
 
 Builds a warehouse the way production does: reference data, prices, corporate actions and
@@ -36,7 +36,7 @@ def _span(a: str, b: str) -> dict:
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--start", default="2016-01-04")
+    parser.add_argument("--start", default="2015-06-01")
     parser.add_argument("--end", default="2019-12-31")
     parser.add_argument("--names", type=int, default=60)
     parser.add_argument("--years", type=int, default=3)

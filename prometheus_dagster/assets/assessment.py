@@ -17,6 +17,10 @@ from dagster import (
     asset,
 )
 
+import prometheus_dagster.engines.fragility  # noqa: F401  (declares the tables read here)
+import prometheus_dagster.engines.profiles  # noqa: F401
+import prometheus_dagster.engines.regime  # noqa: F401
+import prometheus_dagster.engines.stability  # noqa: F401
 from prometheus_dagster.assets.common import (
     lookback_start,
     register_config,

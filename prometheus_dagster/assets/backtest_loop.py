@@ -17,6 +17,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+import prometheus_dagster.engines.regime  # noqa: F401  (declares the tables annotate reads)
+import prometheus_dagster.engines.stability  # noqa: F401
 from prometheus_dagster.assets.assessment import compute_scores
 from prometheus_dagster.assets.portfolio import compute_targets
 from prometheus_dagster.assets.risk import load_risk_models, read_risk_inputs
