@@ -43,6 +43,9 @@ def build_assets() -> list:
     brief_inputs += [AssetKey([m, t]) for m in data_markets
                      for t in ("stability_vectors", "soft_target_classes", "fragility_alpha")
                      if t != "fragility_alpha" or m in encoded]
+    brief_inputs += [AssetKey([m, t]) for m in encoded
+                     for t in ("instrument_scores", "universes", "target_portfolios",
+                               "portfolio_risk_reports")]
     return [
         *reference_assets(market_ids()),
         *ingestion_assets(data_markets),

@@ -374,3 +374,23 @@ def test_a_peeking_engine_fails_the_strict_backtest(market, monkeypatch):
     assert any(e.cls_name == "LookAheadError" for e in causes)
     assert any("look-ahead read of prices_daily" in e.message for e in causes
                if e.cls_name == "LookAheadError")
+
+
+def test_daily_brief_shows_scores_universe_changes_and_portfolios(market):
+    from prometheus_dagster.engines.brief.collect import collect_brief
+    from prometheus_dagster.engines.brief.render import render_brief
+
+    wh, _, _, first = market
+    day = pd.Timestamp(first["target_portfolios"]["as_of_date"].max())
+    data = collect_brief(wh, day, [M])
+    assert set(data.scores["strategy_id"]) == {LONG_ONLY, LONG_SHORT}
+    assert set(data.scores["rank"]) == {"top", "bottom"}
+    assert set(data.portfolios["portfolio_id"]) == {f"{LONG_ONLY}:{M}", f"{LONG_SHORT}:{M}"}
+    assert data.portfolio_risk["var_95_1d"].gt(0).all()
+    if data.universe_changes is not None:
+        removed = data.universe_changes[data.universe_changes["change"] == "removed"]
+        assert (removed["reasons"].str.len() > 0).all()
+    page = render_brief(data, png=b"")
+    for heading in ("Top and bottom assessment scores", "Universe changes",
+                    "Target portfolios: largest weights", "Portfolio risk"):
+        assert heading in page

@@ -15,7 +15,8 @@ TOP_N = 10
 CHAIN = ("prices_daily", "news_articles", "returns_daily", "factors_daily", "text_embeddings",
          "numeric_window_embeddings", "joint_embeddings", "profiles", "regimes",
          "stability_vectors", "scenario_sets", "fragility_measures", "soft_target_classes",
-         "fragility_alpha")
+         "fragility_alpha", "instrument_scores", "universes", "target_portfolios",
+         "portfolio_risk_reports")
 
 
 @dataclass
@@ -31,6 +32,10 @@ class BriefData:
     stability: pd.DataFrame | None = None  # market_id, as_of_date, market stability (history)
     soft_targets: pd.DataFrame | None = None  # entities on the watchlist or soft targets today
     fragility: pd.DataFrame | None = None  # highest SoftTargetScores today with class and alpha
+    scores: pd.DataFrame | None = None     # top and bottom assessment scores per strategy
+    universe_changes: pd.DataFrame | None = None  # names entering / leaving, with reasons
+    portfolios: pd.DataFrame | None = None  # largest weights of each target portfolio
+    portfolio_risk: pd.DataFrame | None = None  # each portfolio's vol, VaR / ES, binding
     models: pd.DataFrame = field(default_factory=pd.DataFrame)
     notes: list[str] = field(default_factory=list)
 
@@ -121,7 +126,7 @@ def collect_brief(wh, date: pd.Timestamp, markets: list[str],
         index_history=pd.concat(history, ignore_index=True) if history else pd.DataFrame(),
         internals=pd.DataFrame(internals), regimes=regimes, weakest=weakest,
         new_weak=new_weak, stability=stability, soft_targets=soft, fragility=fragility,
-        models=models, notes=notes)
+        models=models, notes=notes, **_investment_sections(wh, d))
 
 
 def _fragility_sections(wh, d: pd.Timestamp):
@@ -154,6 +159,63 @@ def _fragility_sections(wh, d: pd.Timestamp):
             first = fa[fa["horizon_days"] == fa["horizon_days"].max()]
             fragility = first.sort_values("soft_target_score", ascending=False).head(TOP_N)
     return stability, soft, fragility
+
+
+def _json(v):
+    import json
+
+    return json.loads(v) if isinstance(v, str) else v
+
+
+def _investment_sections(wh, d: pd.Timestamp) -> dict:
+    """Top / bottom scores (each strategy's own horizon), universe changes with reasons,
+    the largest target weights and each portfolio's risk, on ``d``."""
+    out: dict = {}
+    if _has(wh, "instrument_scores"):
+        sc = wh.read("instrument_scores", where={"as_of_date": d},
+                     columns=["market_id", "strategy_id", "instrument_id", "horizon_days",
+                              "expected_return", "score", "confidence", "signal_label"])
+        parts = []
+        for _, g in sc[sc["horizon_days"] == sc["horizon_days"].max()].groupby(
+                ["market_id", "strategy_id"]):
+            g = g.sort_values(["score", "instrument_id"], ascending=[False, True])
+            parts += [g.head(3).assign(rank="top"), g.tail(3).assign(rank="bottom")]
+        out["scores"] = pd.concat(parts, ignore_index=True) if parts else None
+    if _has(wh, "engine_decisions"):
+        dec = wh.read("engine_decisions", where={"as_of_date": d, "engine_name": "universe"},
+                      columns=["market_id", "context_id", "proposed_action"])
+        rows = []
+        for r in dec.itertuples():
+            action = _json(r.proposed_action) or {}
+            strategy = str(r.context_id).split(":")[0]
+            rows += [{"market_id": r.market_id, "strategy_id": strategy, "change": "added",
+                      "instrument_id": i, "reasons": ""} for i in action.get("added", [])]
+            rows += [{"market_id": r.market_id, "strategy_id": strategy, "change": "removed",
+                      "instrument_id": i, "reasons": "; ".join(why)}
+                     for i, why in (action.get("removed") or {}).items()]
+        out["universe_changes"] = pd.DataFrame(rows) if rows else None
+    if _has(wh, "target_portfolios"):
+        tp = wh.read("target_portfolios", where={"as_of_date": d},
+                     columns=["portfolio_id", "instrument_id", "weight", "trade", "sector",
+                              "expected_return"])
+        tp = tp[tp["weight"] != 0]
+        top = tp.assign(_a=tp["weight"].abs()).sort_values(["portfolio_id", "_a"],
+                                                          ascending=[True, False])
+        out["portfolios"] = (top.groupby("portfolio_id").head(5).drop(columns="_a")
+                             if len(top) else None)
+    if _has(wh, "portfolio_risk_reports"):
+        rr = wh.read("portfolio_risk_reports", where={"as_of_date": d},
+                     columns=["portfolio_id", "n_names", "gross", "net", "volatility",
+                              "parametric_var", "scenario_es", "stability",
+                              "binding_constraints"])
+        if len(rr):
+            rr = rr.assign(
+                var_95_1d=[(_json(v) or {}).get("95%_1d") for v in rr["parametric_var"]],
+                scenario_es_95=[(_json(v) or {}).get("95%") for v in rr["scenario_es"]],
+                binding=[", ".join(_json(v) or []) for v in rr["binding_constraints"]])
+            out["portfolio_risk"] = rr.drop(columns=["parametric_var", "scenario_es",
+                                                     "binding_constraints"])
+    return out
 
 
 def _between(d: pd.Timestamp, days: int):

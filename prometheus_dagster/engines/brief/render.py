@@ -156,6 +156,13 @@ def render_brief(data: BriefData, png: bytes | None = None) -> str:
     parts += ["<h2>Soft targets and watchlist</h2>", _table(data.soft_targets),
               "<h2>Highest SoftTargetScores (fragility alpha, longest horizon)</h2>",
               _table(data.fragility)]
+    parts += ["<h2>Top and bottom assessment scores (longest horizon)</h2>",
+              _table(data.scores, "{:.4f}"),
+              "<h2>Universe changes since the previous session</h2>",
+              _table(data.universe_changes),
+              "<h2>Target portfolios: largest weights</h2>", _table(data.portfolios, "{:.4f}"),
+              "<h2>Portfolio risk (annualised vol; 1-day 95% VaR; 95% scenario ES)</h2>",
+              _table(data.portfolio_risk, "{:.4f}")]
     parts += ["<h2>Market internals</h2>", _table(data.internals, "{:.4f}")]
     parts += ["<h2>Weakest issuer profiles</h2>",
               _table(data.weakest.round(3) if data.weakest is not None else None),
