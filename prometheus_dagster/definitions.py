@@ -8,6 +8,7 @@ from prometheus_dagster.assets.assessment import assessment_assets
 from prometheus_dagster.assets.backtest import backtest_assets
 from prometheus_dagster.assets.brief import daily_brief_asset
 from prometheus_dagster.assets.embeddings import encoder_assets
+from prometheus_dagster.assets.execution import execution_assets
 from prometheus_dagster.assets.features import features_assets
 from prometheus_dagster.assets.fragility import fragility_assets
 from prometheus_dagster.assets.ingestion import MARKET_TABLES, ingestion_assets
@@ -45,7 +46,7 @@ def build_assets() -> list:
                      if t != "fragility_alpha" or m in encoded]
     brief_inputs += [AssetKey([m, t]) for m in encoded
                      for t in ("instrument_scores", "universes", "target_portfolios",
-                               "portfolio_risk_reports")]
+                               "portfolio_risk_reports", "paper_execution")]
     return [
         *reference_assets(market_ids()),
         *ingestion_assets(data_markets),
@@ -60,6 +61,7 @@ def build_assets() -> list:
         *assessment_assets(encoded),
         *universe_assets(encoded),
         *portfolio_assets(encoded),
+        *execution_assets(encoded),
         *backtest_assets(encoded),
         daily_brief_asset(data_markets, brief_inputs),
         *(preopen_qc_asset(m, list(MARKET_TABLES), engine_tables(m, encoded, list(regions)))
@@ -82,9 +84,10 @@ def engine_tables(market_id: str, encoded: list[str], regions: list[str]) -> lis
 
 
 # the investment chain of the markets with profiles (equity markets): risk model, scores,
-# universes, target portfolios and their risk reports
+# universes, target portfolios, their risk reports and the paper book
 INVESTMENT_TABLES = ("risk_factor_covariance", "risk_specific", "instrument_scores",
-                     "universes", "target_portfolios", "portfolio_risk_reports")
+                     "universes", "target_portfolios", "portfolio_risk_reports",
+                     "positions_snapshots")
 
 
 def encoder_markets() -> list[str]:

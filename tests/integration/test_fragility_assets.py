@@ -17,6 +17,7 @@ from dagster import AssetKey, materialize
 from prometheus_dagster.assets.assessment import assessment_assets
 from prometheus_dagster.assets.backtest import backtest_assets
 from prometheus_dagster.assets.embeddings import encoder_assets
+from prometheus_dagster.assets.execution import execution_assets
 from prometheus_dagster.assets.features import features_assets
 from prometheus_dagster.assets.fragility import fragility_assets
 from prometheus_dagster.assets.ingestion import ingestion_assets
@@ -44,9 +45,10 @@ REFIT = "2023-01-01"
 CHAIN = ["stability_vectors", "scenario_sets", "scenario_paths", "fragility_measures",
          "soft_target_classes"]
 INVESTMENT = ["risk_factor_covariance", "risk_specific", "instrument_scores", "universes",
-              "target_portfolios", "portfolio_risk_reports"]
+              "target_portfolios", "portfolio_risk_reports", "paper_execution"]
+PAPER_TABLES = ["orders", "fills", "positions_snapshots"]
 TABLES = ["stability_vectors", "scenario_sets", "fragility_measures", "soft_target_classes",
-          "fragility_alpha", *INVESTMENT]
+          "fragility_alpha", *(t for t in INVESTMENT if t != "paper_execution"), *PAPER_TABLES]
 LONG_ONLY, LONG_SHORT = "core_equity_long_only", "market_neutral_long_short"
 LONG_ONLY_MAX_WEIGHT = 0.4
 
@@ -85,10 +87,36 @@ def _rounded(v):
 
 def rows(wh: Warehouse, table: str, a: str, b: str) -> pd.DataFrame:
     out = wh.read_partitions(table, market_id=M, start=a, end=b)
+    if table in PAPER_TABLES:  # the paper book only, not backtests
+        out = out[out["backtest_id"].isna()]
     out = out.sort_values(list(get_schema(table).primary_key)).reset_index(drop=True)
     if table in ("target_portfolios", "portfolio_risk_reports"):
         for c in out.select_dtypes(include="object").columns:
             out[c] = out[c].map(_rounded)
+    if table in PAPER_TABLES:
+        for c in out.select_dtypes(include="float").columns:
+            out[c] = out[c].map(_rounded)
+    return out
+
+
+def rebuilt_equity(cash: float, fills: pd.DataFrame, actions: pd.DataFrame,
+                   closes: pd.DataFrame) -> list[float]:
+    """Cash + marked positions per session, rebuilt from the fills, the splits and dividends
+    on the holdings, and the closes."""
+    shares: dict[str, float] = {}
+    out = []
+    for d in closes.index:
+        for a in actions[pd.to_datetime(actions["date"]) == d].itertuples():
+            held = shares.get(a.instrument_id, 0.0)
+            if a.action_type == "SPLIT":
+                shares[a.instrument_id] = held * a.value
+            elif a.action_type == "DIVIDEND":
+                cash += held * a.value
+        for t in fills[pd.to_datetime(fills["date"]) == d].itertuples():
+            q = t.quantity if t.side == "BUY" else -t.quantity
+            shares[t.instrument_id] = shares.get(t.instrument_id, 0.0) + q
+            cash -= q * t.price + t.commission
+        out.append(cash + sum(q * closes.loc[d, i] for i, q in shares.items() if q))
     return out
 
 
@@ -139,7 +167,7 @@ def market(tmp_path_factory):
               *profile_assets([M]), *stability_assets([M], [M], []),
               *scenario_assets([M], []), *fragility_assets([M], [M]), *risk_assets([M]),
               *assessment_assets([M]), *universe_assets([M]), *portfolio_assets([M]),
-              *backtest_assets([M])]
+              *execution_assets([M]), *backtest_assets([M])]
     run(assets, resources, keys("instruments", "issuers"))
     ingest(assets, resources, *HISTORY)
     run(assets, resources, keys("profiles", *CHAIN), tags=span(ENGINE_HISTORY[0], DAYS[1]))
@@ -224,7 +252,8 @@ def test_lookahead_invariance_and_backfill_equals_partitions(market):
         run(assets, resources, keys(*CHAIN, "fragility_alpha", *INVESTMENT), partition_key=d)
     for t in TABLES:
         single = rows(wh, t, days[0], days[-1])
-        expected = first[t][pd.to_datetime(first[t]["as_of_date"]) >= days[0]]
+        part = get_schema(t).partition_column
+        expected = first[t][pd.to_datetime(first[t][part]) >= days[0]]
         pd.testing.assert_frame_equal(single, expected.reset_index(drop=True), obj=t)
 
 
@@ -301,6 +330,53 @@ def test_universes_portfolios_and_risk_reports(market):
         assert got["mlflow_run_id"].notna().all()
 
 
+def test_paper_execution_trades_each_target_on_the_next_session(market):
+    wh, _, _, first = market
+    snaps, fills, orders = (first[t] for t in ("positions_snapshots", "fills", "orders"))
+    targets = first["target_portfolios"]
+    sessions = sorted({pd.Timestamp(d) for d in rows(wh, "returns_daily", *DAYS)["date"]})
+    closes = rows(wh, "prices_daily", *DAYS).pivot(index="date", columns="instrument_id",
+                                                 values="close").ffill()
+    actions = rows(wh, "corporate_actions", *DAYS)
+    decisions = wh.read("engine_decisions", where={"market_id": M})
+    assert set(snaps["portfolio_id"]) == set(targets["portfolio_id"])
+    assert (snaps["mode"] == "PAPER").all() and (orders["mode"] == "PAPER").all()
+    for pid, book in snaps.groupby("portfolio_id"):
+        equity = book.groupby("date")["equity"].first()
+        assert [pd.Timestamp(d) for d in equity.index] == sessions
+        assert equity.iloc[0] == pytest.approx(1e7)  # the first session: cash, no fills yet
+        mine = fills[fills["portfolio_id"] == pid]
+        assert len(mine) > 0
+        assert equity.to_numpy() == pytest.approx(
+            rebuilt_equity(1e7, mine, actions, closes.loc[equity.index]), rel=1e-9)
+        # day orders: each fill is in the session right after its decision
+        nxt = dict(zip(sessions[:-1], sessions[1:], strict=True))
+        assert (pd.to_datetime(mine["date"])
+                == pd.to_datetime(mine["decided_on"]).map(nxt)).all()
+        # a fully filled order lands the holding on the target, in whole shares at D's close
+        shares = book.pivot(index="date", columns="instrument_id", values="shares").fillna(0.0)
+        my_targets = targets[targets["portfolio_id"] == pid]
+        checked = 0
+        for o in orders[(orders["portfolio_id"] == pid)
+                        & (orders["status"] == "FILLED")].itertuples():
+            d = pd.Timestamp(o.decided_on)
+            if d not in nxt or ((actions["instrument_id"] == o.instrument_id)
+                                & (pd.to_datetime(actions["date"]) == nxt[d])).any():
+                continue
+            w = my_targets[(my_targets["as_of_date"] == d)
+                           & (my_targets["instrument_id"] == o.instrument_id)]["weight"]
+            want = float(w.iloc[0]) * equity[d] / closes.loc[d, o.instrument_id] if len(w) else 0
+            assert shares.loc[nxt[d]].get(o.instrument_id, 0.0) == pytest.approx(
+                float(int(want)), abs=1e-6), o.order_id
+            checked += 1
+        assert checked > 10
+    # every order points at its portfolio decision; every session has an execution decision
+    logged = set(decisions["decision_id"])
+    assert set(orders["decision_id"]) <= logged
+    paper = decisions[decisions["engine_name"] == "execution"]
+    assert len(paper) == len(sessions) * snaps["portfolio_id"].nunique()
+
+
 def backtest_config(**over) -> dict:
     cfg = {"strategy_id": LONG_ONLY, "start": DAYS[0], "end": DAYS[1], "strict": True,
            "rebalance_every": 5, "initial_capital": 1e6, **over}
@@ -325,20 +401,7 @@ def test_backtest_through_the_strict_time_machine(market):
     # dividends on the holdings, and the closes
     closes = rows(wh, "prices_daily", *DAYS).pivot(index="date", columns="instrument_id",
                                                  values="close").ffill()
-    actions = rows(wh, "corporate_actions", *DAYS)
-    cash, shares, rebuilt = 1e6, {}, []
-    for d in closes.index:
-        for a in actions[pd.to_datetime(actions["date"]) == d].itertuples():
-            held = shares.get(a.instrument_id, 0.0)
-            if a.action_type == "SPLIT":
-                shares[a.instrument_id] = held * a.value
-            elif a.action_type == "DIVIDEND":
-                cash += held * a.value
-        for t in trades[pd.to_datetime(trades["date"]) == d].itertuples():
-            q = t.quantity if t.side == "BUY" else -t.quantity
-            shares[t.instrument_id] = shares.get(t.instrument_id, 0.0) + q
-            cash -= q * t.price + t.commission
-        rebuilt.append(cash + sum(q * closes.loc[d, i] for i, q in shares.items() if q))
+    rebuilt = rebuilt_equity(1e6, trades, rows(wh, "corporate_actions", *DAYS), closes)
     assert equity["equity"].to_numpy() == pytest.approx(rebuilt, rel=1e-9)
     metrics = bt["metrics"].iloc[0]
     metrics = json.loads(metrics) if isinstance(metrics, str) else metrics

@@ -359,7 +359,8 @@ def test_paper_broker_fills_exactly_like_the_backtest_broker():
 def test_config_file_loads():
     loaded = load_engine_config("execution")
     assert isinstance(loaded.config, ExecutionConfig)
-    assert loaded.config_id.startswith("execution@1-")
+    assert loaded.config_id.startswith("execution@2-")
+    assert loaded.config.paper_initial_capital > 0
 
 
 # --- tables ---------------------------------------------------------------------------------

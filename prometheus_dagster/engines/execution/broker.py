@@ -106,6 +106,10 @@ class SimulatedBroker(BrokerInterface):
     def cancel_order(self, order_id: str) -> Order:
         return self._sim.cancel(order_id)
 
+    def restore_order(self, order: Order) -> Order:
+        """Put an order still open from an earlier session back on the book, as it stands."""
+        return self._sim.restore(order)
+
     def order_status(self, order_id: str) -> Order:
         return self._sim.get(order_id)
 

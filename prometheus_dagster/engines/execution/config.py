@@ -45,6 +45,10 @@ class ExecutionConfig(VersionedConfig):
     on_missing_bar: Literal["cancel", "keep"] = Field(
         "cancel", description="no usable bar for the instrument in the session (not trading, "
                               "delisted): cancel the order or keep it for the next session")
+    # paper trading
+    paper_initial_capital: float = Field(
+        10_000_000.0, gt=0, description="cash a paper portfolio starts with (its first "
+                                        "session, when no earlier book is stored)")
     # costs
     commission_bps: float = Field(0.0, ge=0, description="commission in bps of traded value")
     commission_per_share: float = Field(0.0, ge=0, description="commission per share traded")

@@ -115,6 +115,26 @@ class MarketSimulator:
             self.open_ids.append(order.order_id)
         return order
 
+    def restore(self, order: Order) -> Order:
+        """Take over an order that is still open from an earlier session (paper trading
+        resumes from the stored book): unlike ``submit`` it keeps the order's status and what
+        it has filled so far."""
+        if order.order_id in self.orders:
+            raise ExecutionError(f"order {order.order_id} is already on the book")
+        if not order.is_open:
+            raise ExecutionError(f"order {order.order_id} is {order.status}: only open orders "
+                                 "can be restored")
+        if order.mode != self.mode or order.portfolio_id != self.portfolio_id:
+            raise ExecutionError(
+                f"order {order.order_id} ({order.mode}, {order.portfolio_id}) does not belong "
+                f"to this {self.mode} book of {self.portfolio_id}")
+        if self.last_session is not None and order.decided_on < self.last_session:
+            raise ExecutionError(f"order {order.order_id}: restore open orders before the "
+                                 "first session is processed")
+        self.orders[order.order_id] = order
+        self.open_ids.append(order.order_id)
+        return order
+
     def get(self, order_id: str) -> Order:
         try:
             return self.orders[order_id]
