@@ -3,6 +3,7 @@
 with the version trained strictly before each date."""
 
 import tempfile
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pandas as pd
@@ -57,6 +58,7 @@ GROUP = "fragility"
 MODEL_TYPE = "fragility_tail"
 MODEL_ARTIFACT = "fragility_model.json"
 RET_63D = 63
+PATHS_CHUNK_DATES = 16
 _MODELS: dict[str, FragilityModel] = {}
 
 
@@ -93,13 +95,41 @@ def entity_members(stability: pd.DataFrame, instruments: pd.DataFrame, issuers: 
     return {k: v for k, v in out.items() if v}
 
 
-def read_paths(wh: Warehouse, market_id: str, d: pd.Timestamp) -> pd.DataFrame:
-    sets = wh.read_partitions("scenario_sets", market_id=market_id, dates=[d],
-                              columns=["set_id", "name", "family"])
-    paths = wh.read_partitions("scenario_paths", market_id=market_id, dates=[d],
-                               columns=["set_id", "path_id", "instrument_id",
-                                        "cumulative_return"])
-    return paths.merge(sets, on="set_id", how="inner")
+def read_paths_by_date(wh: Warehouse, market_id: str, dates: list[pd.Timestamp],
+                       instruments: Mapping[pd.Timestamp, set[str]] | None = None
+                       ) -> Iterator[tuple[pd.Timestamp, pd.DataFrame]]:
+    """(date, its scenario paths with their set's name and family) for each of ``dates``,
+    read a chunk of dates per query (one query per date dominated a backfill; all at once
+    would hold every path of a long range in memory). ``instruments`` (date -> ids) keeps
+    only those instruments' paths."""
+    for i in range(0, len(dates), PATHS_CHUNK_DATES):
+        chunk = dates[i:i + PATHS_CHUNK_DATES]
+        extra = None
+        if instruments is not None:
+            names = sorted(set().union(*(instruments.get(d, set()) for d in chunk)))
+            extra = {"instrument_id": names}
+        if extra is not None and not extra["instrument_id"]:
+            merged = None
+        else:
+            sets = wh.read_partitions("scenario_sets", market_id=market_id, dates=chunk,
+                                      columns=["as_of_date", "set_id", "name", "family"])
+            paths = wh.read_partitions("scenario_paths", market_id=market_id, dates=chunk,
+                                       extra=extra,
+                                       columns=["as_of_date", "set_id", "path_id",
+                                                "instrument_id", "cumulative_return"])
+            merged = paths.merge(sets, on=["as_of_date", "set_id"], how="inner")
+        by_date = {} if merged is None else dict(list(
+            merged.groupby(pd.to_datetime(merged["as_of_date"]), sort=False)))
+        for d in chunk:
+            day = by_date.get(pd.Timestamp(d))
+            if day is None:
+                yield d, pd.DataFrame(columns=["set_id", "path_id", "instrument_id",
+                                               "cumulative_return", "name", "family"])
+            else:
+                day = day.drop(columns="as_of_date").reset_index(drop=True)
+                if instruments is not None:
+                    day = day[day["instrument_id"].isin(instruments.get(d, set()))]
+                yield d, day
 
 
 def load_components(wh: Warehouse, market_id: str, start: pd.Timestamp | None,
@@ -184,10 +214,11 @@ def measures_asset(market_id: str) -> AssetsDefinition:
                                        columns=["entity_type", "entity_id", "as_of_date"])
         instruments = wh.read("instruments", where={"market_id": market_id})
         issuers = wh.read("issuers", where={"market_id": market_id})
+        stability_on = dict(list(stability.groupby(pd.to_datetime(stability["as_of_date"]),
+                                                   sort=False)))
         frames, without = [], []
-        for d in dates:
-            paths = read_paths(wh, market_id, d)
-            day = stability[pd.to_datetime(stability["as_of_date"]) == d]
+        for d, paths in read_paths_by_date(wh, market_id, dates):
+            day = stability_on.get(d, stability.iloc[:0])
             if paths.empty or day.empty:
                 without.append(d)
                 continue

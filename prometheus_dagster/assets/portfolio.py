@@ -10,7 +10,7 @@ import pandas as pd
 from dagster import AssetExecutionContext, AssetKey, AssetsDefinition, BackfillPolicy, asset
 
 from prometheus_dagster.assets.common import run_dates, write_decisions
-from prometheus_dagster.assets.fragility import read_paths
+from prometheus_dagster.assets.fragility import read_paths_by_date
 from prometheus_dagster.assets.risk import load_risk_models
 from prometheus_dagster.assets.universe import register_strategies
 from prometheus_dagster.core.partitions import market_partitions_def
@@ -230,14 +230,15 @@ def compute_risk_reports(wh: Warehouse, market_id: str, dates: list[pd.Timestamp
     with_targets = sorted({pd.Timestamp(d) for d in targets["as_of_date"]})
     attributes_on = report_attributes(wh, market_id, with_targets, instruments, issuers) \
         if with_targets else {}
+    held_on = {pd.Timestamp(d): set(day.loc[day["weight"] != 0, "instrument_id"])
+               for d, day in targets.groupby("as_of_date", sort=True)}
+    paths_on = dict(read_paths_by_date(wh, market_id, sorted(held_on), instruments=held_on))
     for d, day in targets.groupby("as_of_date", sort=True):
         d = pd.Timestamp(d)
         if d not in risk:
             continue
         attributes = attributes_on[d]
-        held = set(day.loc[day["weight"] != 0, "instrument_id"])
-        paths = read_paths(wh, market_id, d)
-        paths = paths[paths["instrument_id"].isin(held)]
+        paths = paths_on[d]
         for _, rows in day.groupby("portfolio_id", sort=True):
             sid = str(rows["strategy_id"].iloc[0])
             if sid not in strategies:

@@ -19,14 +19,16 @@ from prometheus_dagster.assets.common import (
 )
 from prometheus_dagster.core.config import LoadedConfig, load_engine_config
 from prometheus_dagster.core.partitions import market_partitions_def
-from prometheus_dagster.core.schemas import empty_frame
+from prometheus_dagster.core.schemas import empty_frame, validate_frame
 from prometheus_dagster.engines.scenarios import (
+    ScenarioDay,
     ScenarioError,
     ScenarioInputs,
     ScenariosConfig,
     generate_scenario_set,
     regenerate_paths,
-    scenario_frames,
+    scenario_path_frame,
+    scenario_set_frame,
 )
 from prometheus_dagster.resources.io_manager import WarehouseResource
 from prometheus_dagster.resources.mlflow_tracking import MlflowTracking
@@ -66,26 +68,26 @@ class ScenarioData:
                       columns=["as_of_date", "regime_label"], order_by=["as_of_date"])
         self.regimes = None if reg.empty else reg.set_index(
             pd.to_datetime(reg["as_of_date"]))["regime_label"]
-        self.exposures = wh.read_partitions("instrument_factors_daily", market_id=market_id,
-                                            dates=dates,
-                                            columns=["instrument_id", "date", "factor_id",
-                                                     "exposure"])
+        self.exposures = _by_date(wh.read_partitions(
+            "instrument_factors_daily", market_id=market_id, dates=dates,
+            columns=["instrument_id", "date", "factor_id", "exposure"]), "date")
         ins = wh.read("instruments", where={"market_id": market_id},
                       columns=["instrument_id", "issuer_id"])
         iss = wh.read("issuers", where={"market_id": market_id}, columns=["issuer_id", "sector"])
         sectors = ins.merge(iss, on="issuer_id", how="left").dropna(subset=["sector"])
         self.sectors = sectors.set_index("instrument_id")["sector"]
         self.issuer_of = ins.dropna(subset=["issuer_id"]).set_index("issuer_id")["instrument_id"]
-        self.stability = wh.read_partitions(
+        self.stability = _by_date(wh.read_partitions(
             "stability_vectors", market_id=market_id, dates=dates,
-            columns=["entity_type", "entity_id", "as_of_date", "stability_score", "fundamental"])
+            columns=["entity_type", "entity_id", "as_of_date", "stability_score",
+                     "fundamental"]), "as_of_date")
 
     def weakness(self, d: pd.Timestamp) -> pd.Series | None:
         """instrument_id -> the drivers of fragility known before scenarios are drawn: the
         mean of (1 - stability score) and profile weakness (1 - fundamental) of its issuer
         (FX pairs: their own vector)."""
-        s = self.stability[pd.to_datetime(self.stability["as_of_date"]) == d]
-        if s.empty:
+        s = self.stability.get(d)
+        if s is None or s.empty:
             return None
         weak = pd.concat([1 - s["stability_score"], 1 - s["fundamental"]], axis=1).mean(axis=1)
         ids = s["entity_id"].astype(str)
@@ -94,8 +96,8 @@ class ScenarioData:
         return pd.Series(weak.to_numpy()[keep], index=instrument[keep]).clip(0, 1)
 
     def for_date(self, d: pd.Timestamp) -> ScenarioInputs:
-        ex = self.exposures[pd.to_datetime(self.exposures["date"]) == d]
-        exposures = None if ex.empty else ex.pivot_table(
+        ex = self.exposures.get(d)
+        exposures = None if ex is None or ex.empty else ex.pivot_table(
             index="instrument_id", columns="factor_id", values="exposure", aggfunc="first")
         return ScenarioInputs(returns=self.returns.loc[:d], factors=None if self.factors is None
                               else self.factors.loc[:d],
@@ -103,6 +105,11 @@ class ScenarioData:
                               else self.regimes.loc[:d],
                               exposures=exposures, sectors=self.sectors,
                               weakness=self.weakness(d))
+
+
+def _by_date(frame: pd.DataFrame, column: str) -> dict[pd.Timestamp, pd.DataFrame]:
+    """The rows of each date (one pass, instead of a scan of the frame per date)."""
+    return dict(list(frame.groupby(pd.to_datetime(frame[column]), sort=False)))
 
 
 def _deps(market_id: str, with_regime: bool) -> list[AssetKey]:
@@ -139,7 +146,7 @@ def scenario_sets_asset(market_id: str, with_regime: bool) -> AssetsDefinition:
             if d not in data.returns.index:
                 skipped.append(f"{d.date()}: no returns")
                 continue
-            inputs = data.for_date(d)
+            inputs = ScenarioDay(data.for_date(d), d)
             sets = []
             for spec in cfg.sets:
                 try:
@@ -150,7 +157,7 @@ def scenario_sets_asset(market_id: str, with_regime: bool) -> AssetsDefinition:
             if not sets:
                 skipped.append(f"{d.date()}: no set could be generated")
                 continue
-            frames.append(scenario_frames(sets)[0])
+            frames.append(scenario_set_frame(sets, validate=False))
             if (i + 1) % 50 == 0:
                 context.log.info(f"{market_id} scenarios: {i + 1}/{len(dates)} dates")
         if partial:
@@ -159,7 +166,8 @@ def scenario_sets_asset(market_id: str, with_regime: bool) -> AssetsDefinition:
         if skipped:
             context.log.warning(f"{market_id}: no scenarios on {len(skipped)} date(s): "
                                 + "; ".join(skipped[:5]))
-        out = pd.concat(frames, ignore_index=True) if frames else empty_frame("scenario_sets")
+        out = (validate_frame("scenario_sets", pd.concat(frames, ignore_index=True)) if frames
+               else empty_frame("scenario_sets"))
         with mlflow.asset_run(context, GROUP, market_id=market_id, config_id=config_id) as run:
             run.log_metrics({"sets": len(out), "dates_without_scenarios": len(skipped),
                              "sets_not_generated": len(partial),
@@ -224,11 +232,12 @@ def scenario_paths_asset(market_id: str, with_regime: bool) -> AssetsDefinition:
         data = ScenarioData(wh, market_id, dates, cfg)
         frames = []
         for d, day in stored.groupby("as_of_date", sort=True):
-            inputs = data.for_date(pd.Timestamp(d))
+            inputs = ScenarioDay(data.for_date(pd.Timestamp(d)), pd.Timestamp(d))
             sets = [regenerate_paths(row, inputs, cfg) for _, row in day.iterrows()]
             for row, gen in zip(day.to_dict(orient="records"), sets, strict=True):
                 _check_reproduced(row, gen.set_row)
-            frames.append(scenario_frames(sets)[1])
+            # validated once, on write
+            frames.append(scenario_path_frame(sets, validate=False))
         out = pd.concat(frames, ignore_index=True)
         with mlflow.asset_run(context, GROUP, market_id=market_id,
                               config_id=str(stored["config_id"].iloc[0])) as run:

@@ -249,6 +249,8 @@ def _coerce(schema: TableSchema, col: Column, s: pd.Series, source: str) -> pd.S
     try:
         if col.dtype in ("str", "json"):
             out = s.astype(object).where(present, None)
+            if pd.api.types.infer_dtype(out, skipna=True) in ("string", "empty"):
+                return out  # already text (the common case: skip a per-row map)
             if col.dtype == "str":
                 out = out.map(lambda v: v if v is None or isinstance(v, str) else str(v))
             else:  # json: mappings and lists are serialised, strings kept as given
@@ -306,6 +308,8 @@ def _coerce(schema: TableSchema, col: Column, s: pd.Series, source: str) -> pd.S
                 )
             return out.astype("boolean")
         if col.dtype == "vector":
+            if pd.api.types.infer_dtype(s, skipna=True) == "bytes":
+                return s.astype(object).where(present, None)
             return s.map(vector_to_bytes).astype(object)
     except DataSchemaError:
         raise

@@ -251,9 +251,14 @@ def _typed(schema: TableSchema, df: pd.DataFrame, columns: Sequence[str]) -> pd.
             if dtype == "date":
                 s = s.dt.normalize()
         elif dtype == "float":
-            s = pd.to_numeric(s.astype(object).where(s.notna(), np.nan)).astype("float64")
+            if pd.api.types.is_numeric_dtype(s.dtype) and not pd.api.types.is_bool_dtype(s):
+                s = s.astype("float64")
+            else:
+                s = pd.to_numeric(s.astype(object).where(s.notna(), np.nan)).astype("float64")
         elif dtype == "int":
-            if str(s.dtype) != "Int64":
+            if pd.api.types.is_integer_dtype(s.dtype):
+                s = s.astype("Int64")
+            else:
                 s = pd.Series(
                     pd.array([None if pd.isna(v) else int(v) for v in s.tolist()], dtype="Int64")
                 )

@@ -1,6 +1,8 @@
 """Fragility engine: scenario-loss measures, soft-target and fragility classes, components
 and SoftTargetScore, tail outcomes, the point-in-time tail model and the alpha rows."""
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -76,6 +78,60 @@ def test_fragility_measures_losses_per_set_and_pooled():
     assert a["n_paths"] == 201
     assert b["high_fragility"] > a["high_fragility"]
     assert out["high_fragility"].between(0, 1).all()
+
+
+def _reference_measures(paths: pd.DataFrame, members: dict) -> dict:
+    """Per entity, the loss statistics computed one entity and set at a time with the 1-D
+    functions (what the vectorised ``fragility_measures`` must reproduce to the bit)."""
+    out = {}
+    es_families = set(CFG.measures.es_families)
+    for entity, frame in entity_path_returns(paths, members).items():
+        loss = -frame["ret"].to_numpy()
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            per_set = {str(n): (int(len(g)), np.nanmean(-g["ret"].to_numpy()),
+                                expected_shortfall(-g["ret"].to_numpy(), CFG.measures.es_level),
+                                np.nanmax(-g["ret"].to_numpy()))
+                       for n, g in frame.groupby("name", sort=True)}
+            pooled = loss[frame["family"].isin(es_families).to_numpy()]
+            out[entity] = (per_set, expected_shortfall(pooled, CFG.measures.es_level),
+                           np.nanmax(loss), np.nanmean(pooled), int(np.isfinite(loss).sum()))
+    return out
+
+
+def test_fragility_measures_equal_per_entity_reference_with_gaps():
+    rng = np.random.default_rng(3)
+    ids = [f"I{i}" for i in range(9)]
+    frames = [paths_frame({i: list(rng.normal(0, 0.1, n)) for i in ids}, family=f, name=nm)
+              for nm, f, n in (("boot", "BOOTSTRAP", 57), ("hist", "HISTORICAL", 13),
+                               ("crash", "NAMED", 1))]
+    paths = pd.concat(frames, ignore_index=True)
+    gaps = rng.random(len(paths)) < 0.1  # scattered missing losses
+    paths.loc[gaps, "cumulative_return"] = np.nan
+    paths = paths[~((paths["instrument_id"] == "I8") & (paths["name"] == "hist"))]
+    members = {("ISSUER", i.lower()): [i] for i in ids}
+    members |= {("SECTOR", "M:S"): ids[:4], ("MARKET", "M"): [*ids, "GONE"],
+                ("ISSUER", "none"): ["GONE"]}
+    out = fragility_measures("M", D, paths, members, CFG, "cfg").set_index(
+        ["entity_type", "entity_id"])
+    reference = _reference_measures(paths, members)
+    assert set(out.index) == set(reference)
+
+    def same(a, b) -> bool:
+        return (a is None and not np.isfinite(b)) or a == b
+
+    for entity, (per_set, es, worst, mean, n_paths) in reference.items():
+        row = out.loc[entity]
+        assert (row["expected_shortfall"], row["worst_case_loss"], row["mean_loss"],
+                row["n_paths"]) == (es, worst, mean, n_paths)
+        assert list(row["scenario_losses"]) == list(per_set)
+        for name, (count, m, e, w) in per_set.items():
+            got = row["scenario_losses"][name]
+            assert got["paths"] == count
+            assert same(got["mean"], round(m, 6) if np.isfinite(m) else m)
+            assert same(got["es"], round(e, 6) if np.isfinite(e) else e)
+            assert same(got["worst"], round(w, 6) if np.isfinite(w) else w)
+    assert out.loc[("MARKET", "M"), "members"] == 10
 
 
 def test_high_fragility_monotone_in_es_within_type():

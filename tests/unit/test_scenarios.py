@@ -21,6 +21,7 @@ from prometheus_dagster.core.config import load_engine_config, validate_config
 from prometheus_dagster.core.errors import ConfigError, DataSchemaError, LookAheadError
 from prometheus_dagster.core.schemas import validate_frame, vector_to_array
 from prometheus_dagster.engines.scenarios import (
+    ScenarioDay,
     ScenarioError,
     ScenarioInputs,
     ScenariosConfig,
@@ -30,6 +31,8 @@ from prometheus_dagster.engines.scenarios import (
     path_statistics,
     regenerate_paths,
     scenario_frames,
+    scenario_path_frame,
+    scenario_set_frame,
     scenario_set_id,
 )
 from prometheus_dagster.engines.scenarios.paths import correlation_stress
@@ -561,3 +564,31 @@ def test_path_statistics_by_hand() -> None:
     anti = np.stack([x[:, 0], -x[:, 0], np.zeros(4)], axis=1)
     assert path_statistics(anti[None])["avg_corr"] == pytest.approx(-1.0)  # flat one ignored
     assert path_statistics(x[None, :, :1])["avg_corr"] is None
+
+
+def test_scenario_day_shares_windows_but_not_warnings() -> None:
+    config = ScenariosConfig()
+    # exposures missing for two names: sets that read betas record an OLS warning each
+    exposures = pd.DataFrame({"MARKET": BETA_MARKET}, index=IDS).iloc[2:]
+    inputs = with_(INPUTS, exposures=exposures)
+    day = ScenarioDay(inputs, D)
+    shared = [generate_scenario_set(MARKET, D, s, day, config, CID) for s in config.sets]
+    alone = [generate_scenario_set(MARKET, D, s, inputs, config, CID) for s in config.sets]
+    for a, b in zip(shared, alone, strict=True):
+        assert a.set_row == b.set_row
+        np.testing.assert_array_equal(a.paths, b.paths)
+    again = regenerate_paths(scenario_set_frame(shared).iloc[2], day, config)
+    np.testing.assert_array_equal(again.paths, shared[2].paths)
+    with pytest.raises(ValueError, match="prepared for"):
+        generate_scenario_set(MARKET, SESSIONS[-2], config.sets[0], day, config, CID)
+
+
+def test_unvalidated_frames_validate_to_the_validated_ones() -> None:
+    sets = generate_scenarios(MARKET, D, INPUTS, CONFIG, CID)
+    set_rows, path_rows = scenario_frames(sets)
+    pd.testing.assert_frame_equal(
+        validate_frame("scenario_paths", scenario_path_frame(sets, validate=False)), path_rows)
+    pd.testing.assert_frame_equal(
+        validate_frame("scenario_sets", pd.concat(
+            [scenario_set_frame(sets[:4], validate=False),
+             scenario_set_frame(sets[4:], validate=False)], ignore_index=True)), set_rows)

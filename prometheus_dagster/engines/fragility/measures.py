@@ -29,6 +29,14 @@ def entity_path_returns(paths: pd.DataFrame, members: dict[tuple[str, str], list
                         ) -> dict[tuple[str, str], pd.DataFrame]:
     """(entity_type, entity_id) -> frame (set_id, name, family, path_id, ret): each path's
     return of the entity, the equal-weighted mean of its members present in the set."""
+    keys, entities, returns = _entity_returns(paths, members)
+    return {e: keys.assign(ret=r) for e, r in zip(entities, returns, strict=True)}
+
+
+def _entity_returns(paths: pd.DataFrame, members: dict[tuple[str, str], list[str]]
+                    ) -> tuple[pd.DataFrame, list[tuple[str, str]], np.ndarray]:
+    """The path keys (set_id, name, family, path_id), the entities with a member in the
+    paths and their (entities, paths) returns: per path the mean of the members present."""
     missing = sorted(set(PATH_COLUMNS) - set(paths.columns))
     if missing:
         raise KeyError(f"scenario paths lack columns {missing}")
@@ -37,8 +45,7 @@ def entity_path_returns(paths: pd.DataFrame, members: dict[tuple[str, str], list
                              aggfunc="first", observed=True)
     cols = {c: k for k, c in enumerate(wide.columns)}
     values = wide.to_numpy(dtype=float)
-    keys = wide.index.to_frame(index=False)
-    out = {}
+    entities, returns = [], []
     for entity, ids in members.items():
         idx = [cols[i] for i in ids if i in cols]
         if not idx:
@@ -46,10 +53,31 @@ def entity_path_returns(paths: pd.DataFrame, members: dict[tuple[str, str], list
         block = values[:, idx]
         present = ~np.isnan(block)
         with np.errstate(invalid="ignore"):
-            ret = np.where(present.any(axis=1), np.nansum(block, axis=1)
-                           / np.maximum(present.sum(axis=1), 1), np.nan)
-        out[entity] = keys.assign(ret=ret)
-    return out
+            returns.append(np.where(present.any(axis=1), np.nansum(block, axis=1)
+                                    / np.maximum(present.sum(axis=1), 1), np.nan))
+        entities.append(entity)
+    matrix = np.vstack(returns) if returns else np.empty((0, len(wide)))
+    return wide.index.to_frame(index=False), entities, matrix
+
+
+def _row_stats(losses: np.ndarray, level: float) -> dict[str, np.ndarray]:
+    """Per row of an (entities, paths) loss matrix: valid count, nanmean, expected shortfall
+    and nanmax, each equal to the 1-D functions applied to the row (the reductions run along
+    the contiguous last axis, so they sum in the same order)."""
+    x = np.ascontiguousarray(losses, dtype=float)
+    valid = ~np.isnan(x)
+    count = valid.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(count > 0, np.sum(np.where(valid, x, 0.0), axis=1) / count, np.nan)
+    low = np.where(valid, x, -np.inf)
+    worst = np.where(count > 0, low.max(axis=1, initial=-np.inf), np.nan)
+    desc = np.sort(low, axis=1)[:, ::-1]
+    es = np.full(len(x), np.nan)
+    k = np.maximum(np.ceil(count * (1.0 - level) - 1e-9).astype(int), 1)
+    for kk in np.unique(k[count > 0]):
+        rows = np.flatnonzero((k == kk) & (count > 0))
+        es[rows] = np.ascontiguousarray(desc[rows, :kk]).mean(axis=1)
+    return {"count": count, "mean": mean, "es": es, "worst": worst}
 
 
 def fragility_measures(market_id: str, as_of_date: pd.Timestamp, paths: pd.DataFrame,
@@ -60,31 +88,32 @@ def fragility_measures(market_id: str, as_of_date: pd.Timestamp, paths: pd.DataF
     HighFragility = rank_weight x rank of ES within the entity type + (1 - rank_weight) x
     min(ES / loss_scale, 1)."""
     mc = config.measures
-    rows = []
-    for (etype, eid), frame in entity_path_returns(paths, members).items():
-        loss = -frame["ret"].to_numpy()
-        per_set = {}
-        for name, g in frame.assign(loss=loss).groupby("name", sort=True):
-            gl = g["loss"].to_numpy()
-            per_set[str(name)] = {"family": str(g["family"].iloc[0]), "paths": int(len(gl)),
-                                  "mean": _round(np.nanmean(gl)),
-                                  "es": _round(expected_shortfall(gl, mc.es_level)),
-                                  "worst": _round(np.nanmax(gl))}
-        pooled = loss[frame["family"].isin(mc.es_families).to_numpy()]
-        rows.append({
-            "market_id": market_id, "entity_type": etype, "entity_id": eid,
-            "as_of_date": pd.Timestamp(as_of_date),
-            "expected_shortfall": expected_shortfall(pooled, mc.es_level),
-            "worst_case_loss": float(np.nanmax(loss)) if np.isfinite(loss).any() else np.nan,
-            "mean_loss": float(np.nanmean(pooled)) if np.isfinite(pooled).any() else np.nan,
-            "n_paths": int(np.isfinite(loss).sum()),
-            "scenario_losses": per_set,
-            "scenario_set_ids": sorted(set(frame["set_id"].astype(str))),
-            "members": len(members[(etype, eid)]),
-            "config_id": config_id})
-    out = pd.DataFrame(rows)
-    if out.empty:
-        return out
+    keys, entities, returns = _entity_returns(paths, members)
+    if not entities:
+        return pd.DataFrame()
+    loss = -returns
+    names = keys["name"].astype(str).to_numpy()
+    families = keys["family"].astype(str).to_numpy()
+    per_set = [{} for _ in entities]
+    for name in sorted(set(names)):
+        rows = np.flatnonzero(names == name)
+        stats = _row_stats(loss[:, rows], mc.es_level)
+        family = families[rows[0]]
+        for i, d in enumerate(per_set):
+            d[name] = {"family": family, "paths": len(rows),
+                       "mean": _round(stats["mean"][i]), "es": _round(stats["es"][i]),
+                       "worst": _round(stats["worst"][i])}
+    total = _row_stats(loss, mc.es_level)
+    pooled = _row_stats(loss[:, np.flatnonzero(np.isin(families, list(mc.es_families)))],
+                        mc.es_level)
+    set_ids = sorted(set(keys["set_id"].astype(str)))
+    out = pd.DataFrame({
+        "market_id": market_id, "entity_type": [e[0] for e in entities],
+        "entity_id": [e[1] for e in entities], "as_of_date": pd.Timestamp(as_of_date),
+        "expected_shortfall": pooled["es"], "worst_case_loss": total["worst"],
+        "mean_loss": pooled["mean"], "n_paths": total["count"].astype(int),
+        "scenario_losses": per_set, "scenario_set_ids": [list(set_ids) for _ in entities],
+        "members": [len(members[e]) for e in entities], "config_id": config_id})
     out["high_fragility"] = high_fragility(out, config)
     return out.sort_values(["entity_type", "entity_id"], ignore_index=True)
 

@@ -168,7 +168,8 @@ def _scenarios(w: pd.Series, paths: pd.DataFrame, confidences: Sequence[float]
         held = g["instrument_id"].map(w).fillna(0.0)
         pnl = (held * g["cumulative_return"]).groupby(g["path_id"]).sum()
         pnl = pnl.reindex(path_ids, fill_value=0.0).to_numpy(dtype=float)
-        without = [i for i in w.index if i not in set(g["instrument_id"])]
+        with_path = set(g["instrument_id"])
+        without = [i for i in w.index if i not in with_path]
         name = str(g["name"].iloc[0]) if "name" in g and len(g) else str(set_id)
         stats = [empirical_var_es(pnl, c) for c in confidences]
         per_set[str(set_id)] = {

@@ -7,7 +7,8 @@ step-return paths over a horizon, from data dated on or before D only.
 * ``paths``: block bootstrap indices, correlation stress, bounds, path statistics.
 * ``generators``: HISTORICAL, BOOTSTRAP, FACTOR_BOOTSTRAP, SHOCK_OVERLAY,
   FRAGILITY_ADVERSARIAL and NAMED.
-* ``sets``: set ids, seeding, generation, table rows, regeneration from a stored row.
+* ``sets``: set ids, seeding, ``ScenarioDay`` (a date's inputs and base windows, prepared once),
+  generation, table rows, regeneration from a stored row.
 * ``errors``: ``ScenarioError``.
 
 Importing the package declares the ``scenario_sets`` and ``scenario_paths`` tables and
@@ -32,11 +33,14 @@ from prometheus_dagster.engines.scenarios.inputs import ScenarioInputs
 from prometheus_dagster.engines.scenarios.paths import cumulative_returns, path_statistics
 from prometheus_dagster.engines.scenarios.sets import (
     GeneratedSet,
+    ScenarioDay,
     generate_scenario_set,
     generate_scenarios,
     regenerate_paths,
     scenario_frames,
+    scenario_path_frame,
     scenario_seed_sequence,
+    scenario_set_frame,
     scenario_set_id,
 )
 
@@ -49,6 +53,7 @@ __all__ = [
     "CreditFreeze",
     "GeneratedSet",
     "NamedShock",
+    "ScenarioDay",
     "ScenarioError",
     "ScenarioInputs",
     "ScenarioSetSpec",
@@ -60,6 +65,8 @@ __all__ = [
     "path_statistics",
     "regenerate_paths",
     "scenario_frames",
+    "scenario_path_frame",
     "scenario_seed_sequence",
+    "scenario_set_frame",
     "scenario_set_id",
 ]

@@ -100,10 +100,26 @@ class BaseWindow:
     factors: np.ndarray | None                # (T, K)
     labels: np.ndarray | None                 # (T,) object, None where unknown
     warnings: list[str] = field(default_factory=list)
+    # results derived from the window alone (OLS betas), shared by copies of the window
+    derived: dict[str, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def n_sessions(self) -> int:
         return len(self.sessions)
+
+    def copy_for_set(self) -> BaseWindow:
+        """The same window with its own warnings list (the arrays and derived results are
+        shared and read-only), so that several sets of a date can be generated from it."""
+        return replace(self, warnings=list(self.warnings))
+
+    def ols_betas(self) -> np.ndarray:
+        """(N, K) OLS slopes of the returns on the factors (see ``ols_betas``), computed once
+        per window."""
+        if "ols" not in self.derived:
+            betas = ols_betas(self.returns, self.factors)
+            betas.setflags(write=False)
+            self.derived["ols"] = betas
+        return self.derived["ols"]
 
 
 def set_context(spec: ScenarioSetSpec, as_of_date: pd.Timestamp) -> str:
@@ -141,9 +157,13 @@ def prepare_base_window(inputs: ScenarioInputs, as_of_date: pd.Timestamp,
     if inputs.regime_labels is not None:
         lab = inputs.regime_labels.reindex(window.index)
         labels = np.array([v if isinstance(v, str) else None for v in lab], dtype=object)
-    return BaseWindow(window.index, [i for i, k in zip(ids, keep, strict=True) if k],
+    base = BaseWindow(window.index, [i for i, k in zip(ids, keep, strict=True) if k],
                       np.nan_to_num(returns, nan=0.0), excluded, factor_ids, factors, labels,
                       warnings)
+    for array in (base.returns, base.factors, base.labels):
+        if array is not None:
+            array.setflags(write=False)
+    return base
 
 
 def _factor_window(factors: pd.DataFrame | None, sessions: pd.DatetimeIndex,
@@ -183,7 +203,7 @@ def factor_exposures(base: BaseWindow, exposures: pd.DataFrame | None, where: st
     if base.factors is None:
         raise ScenarioError(f"{where}: needs factor returns (inputs.factors) covering the base "
                             "window")
-    estimated = ols_betas(base.returns, base.factors)
+    estimated = base.ols_betas()
     if exposures is None:
         return estimated, "ols"
     given = _exposure_matrix(exposures, base.instrument_ids, base.factor_ids)
@@ -207,7 +227,7 @@ def factor_beta(base: BaseWindow, exposures: pd.DataFrame | None, factor: str, w
     if not missing.any():
         return given
     if factor in base.factor_ids:
-        estimated = ols_betas(base.returns, base.factors)[:, base.factor_ids.index(factor)]
+        estimated = base.ols_betas()[:, base.factor_ids.index(factor)]
         if not missing.all():
             base.warnings.append(f"{int(missing.sum())} {factor} beta(s) missing from "
                                  "inputs.exposures estimated by OLS")

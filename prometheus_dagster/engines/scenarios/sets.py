@@ -22,6 +22,7 @@ from prometheus_dagster.engines.scenarios.config import Bounds, ScenariosConfig,
 from prometheus_dagster.engines.scenarios.errors import ScenarioError
 from prometheus_dagster.engines.scenarios.generators import GENERATORS, GenerationContext
 from prometheus_dagster.engines.scenarios.inputs import (
+    BaseWindow,
     ScenarioInputs,
     prepare_base_window,
     set_context,
@@ -72,11 +73,32 @@ def scenario_seed_sequence(seed: int, market_id: str, as_of_date: pd.Timestamp, 
     return np.random.SeedSequence([int(seed), *(int(w) for w in words)])
 
 
-def _generate(market_id: str, day: pd.Timestamp, spec: ScenarioSetSpec,
-              inputs: ScenarioInputs, config: ScenariosConfig, config_id: str) -> GeneratedSet:
-    """Generate from inputs already cut to sessions <= ``day``."""
+class ScenarioDay:
+    """The inputs of one as-of date D, validated and cut to sessions <= D once, and the base
+    windows cut from them, shared by every set generated for D (the sets of a config mostly
+    share one window, and its OLS betas with it)."""
+
+    def __init__(self, inputs: ScenarioInputs, as_of_date: pd.Timestamp, *,
+                 strict: bool = False):
+        self.day = _day(as_of_date)
+        self.inputs = _prepared(inputs, self.day, strict)
+        self._windows: dict[tuple[int, int, int, float], BaseWindow] = {}
+
+    def base_window(self, spec: ScenarioSetSpec, min_history_fraction: float) -> BaseWindow:
+        """``prepare_base_window`` of ``spec``, with warnings of its own."""
+        key = (spec.base_window_sessions, spec.min_base_sessions, spec.horizon,
+               min_history_fraction)
+        if key not in self._windows:
+            self._windows[key] = prepare_base_window(self.inputs, self.day, spec,
+                                                     min_history_fraction)
+        return self._windows[key].copy_for_set()
+
+
+def _generate(market_id: str, prepared: ScenarioDay, spec: ScenarioSetSpec,
+              config: ScenariosConfig, config_id: str) -> GeneratedSet:
+    day, inputs = prepared.day, prepared.inputs
     where = set_context(spec, day)
-    base = prepare_base_window(inputs, day, spec, config.min_history_fraction)
+    base = prepared.base_window(spec, config.min_history_fraction)
     ctx = GenerationContext(spec, base, inputs,
                             scenario_seed_sequence(spec.seed, market_id, day, spec.name), where)
     result = GENERATORS[spec.family](ctx)
@@ -129,23 +151,31 @@ def _prepared(inputs: ScenarioInputs, day: pd.Timestamp, strict: bool) -> Scenar
     return inputs.as_of(day)
 
 
+def _scenario_day(inputs: ScenarioInputs | ScenarioDay, day: pd.Timestamp, strict: bool
+                  ) -> ScenarioDay:
+    if not isinstance(inputs, ScenarioDay):
+        return ScenarioDay(inputs, day, strict=strict)
+    if inputs.day != day:
+        raise ValueError(f"inputs prepared for {inputs.day:%Y-%m-%d} used for {day:%Y-%m-%d}")
+    return inputs
+
+
 def generate_scenario_set(market_id: str, as_of_date: pd.Timestamp, spec: ScenarioSetSpec,
-                          inputs: ScenarioInputs, config: ScenariosConfig, config_id: str,
-                          *, strict: bool = False) -> GeneratedSet:
+                          inputs: ScenarioInputs | ScenarioDay, config: ScenariosConfig,
+                          config_id: str, *, strict: bool = False) -> GeneratedSet:
     """One scenario set of ``market_id`` as of ``as_of_date`` (D). Dated inputs after D are
-    ignored (cut off here), or refused with LookAheadError when ``strict``."""
+    ignored (cut off here), or refused with LookAheadError when ``strict``. Pass a
+    ``ScenarioDay`` to generate several sets of D from inputs prepared once."""
     day = _day(as_of_date)
-    return _generate(market_id, day, spec, _prepared(inputs, day, strict), config, config_id)
+    return _generate(market_id, _scenario_day(inputs, day, strict), spec, config, config_id)
 
 
 def generate_scenarios(market_id: str, as_of_date: pd.Timestamp, inputs: ScenarioInputs,
                        config: ScenariosConfig, config_id: str, *, strict: bool = False
                        ) -> list[GeneratedSet]:
     """Every set of the config, in config order."""
-    day = _day(as_of_date)
-    prepared = _prepared(inputs, day, strict)
-    return [_generate(market_id, day, spec, prepared, config, config_id)
-            for spec in config.sets]
+    prepared = ScenarioDay(inputs, as_of_date, strict=strict)
+    return [_generate(market_id, prepared, spec, config, config_id) for spec in config.sets]
 
 
 def scenario_frames(sets: list[GeneratedSet]) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -154,31 +184,56 @@ def scenario_frames(sets: list[GeneratedSet]) -> tuple[pd.DataFrame, pd.DataFram
     compounded from the float64 paths."""
     if not sets:
         return empty_frame("scenario_sets"), empty_frame("scenario_paths")
-    set_rows = validate_frame("scenario_sets", pd.DataFrame([s.set_row for s in sets]))
-    path_frames = []
+    return scenario_set_frame(sets), scenario_path_frame(sets)
+
+
+def scenario_set_frame(sets: list[GeneratedSet], *, validate: bool = True) -> pd.DataFrame:
+    """The ``scenario_sets`` rows of generated sets, validated unless ``validate=False`` (a
+    caller collecting many dates validates their concatenation once)."""
+    if not sets:
+        return empty_frame("scenario_sets")
+    frame = pd.DataFrame([s.set_row for s in sets])
+    return validate_frame("scenario_sets", frame) if validate else frame
+
+
+def scenario_path_frame(sets: list[GeneratedSet], *, validate: bool = True) -> pd.DataFrame:
+    """The ``scenario_paths`` rows of generated sets (see ``scenario_frames``); with
+    ``validate=False`` not yet checked against the schema, for a caller that writes them
+    through the warehouse (which validates on write) and would otherwise pay it twice."""
+    if not sets:
+        return empty_frame("scenario_paths")
+    steps, cumulative, path_ids, instruments = [], [], [], []
     for s in sets:
         num_paths, horizon, n = s.paths.shape
         flat = s.paths.transpose(0, 2, 1).reshape(num_paths * n, horizon)
-        steps = flat.astype("<f4")
-        row = s.set_row
-        path_frames.append(pd.DataFrame({
-            "market_id": row["market_id"],
-            "as_of_date": row["as_of_date"],
-            "set_id": row["set_id"],
-            "path_id": np.repeat(np.arange(num_paths), n),
-            "instrument_id": np.tile(np.asarray(s.instrument_ids, dtype=object), num_paths),
-            "step_returns": [v.tobytes() for v in steps],
-            "cumulative_return": np.prod(1.0 + flat, axis=1) - 1.0,
-            "config_id": row["config_id"],
-        }))
-    return set_rows, validate_frame("scenario_paths", pd.concat(path_frames, ignore_index=True))
+        blob, width = flat.astype("<f4").tobytes(), 4 * horizon
+        steps += [blob[i:i + width] for i in range(0, len(blob), width)]
+        cumulative.append(np.prod(1.0 + flat, axis=1) - 1.0)
+        path_ids.append(np.repeat(np.arange(num_paths), n))
+        instruments.append(np.tile(np.asarray(s.instrument_ids, dtype=object), num_paths))
+    counts = [len(c) for c in cumulative]
+
+    def per_set(column: str) -> np.ndarray:
+        return np.repeat(np.asarray([s.set_row[column] for s in sets], dtype=object), counts)
+
+    frame = pd.DataFrame({
+        "market_id": per_set("market_id"),
+        "as_of_date": pd.DatetimeIndex(per_set("as_of_date")),
+        "set_id": per_set("set_id"),
+        "path_id": np.concatenate(path_ids),
+        "instrument_id": np.concatenate(instruments),
+        "step_returns": steps,
+        "cumulative_return": np.concatenate(cumulative),
+        "config_id": per_set("config_id"),
+    })
+    return validate_frame("scenario_paths", frame) if validate else frame
 
 
 def _json_field(value: object) -> object:
     return json.loads(value) if isinstance(value, str) else value
 
 
-def regenerate_paths(set_row: dict | pd.Series, inputs: ScenarioInputs,
+def regenerate_paths(set_row: dict | pd.Series, inputs: ScenarioInputs | ScenarioDay,
                      config: ScenariosConfig) -> GeneratedSet:
     """Rebuild a stored set from its row (``generator_spec``, seed, market, date) and the same
     inputs. Bounds and the history threshold are those recorded on the row (``details``), else

@@ -9,12 +9,17 @@ from prometheus_dagster.engines.universe.select import CANDIDATE_COLUMNS
 FLAG_COLUMNS = ("leverage_score", "earnings_quality_score", "liquidity_risk")
 
 
+def _dates(s: pd.Series) -> pd.Series:
+    """``s`` as datetimes (already-typed columns pass through: this runs per date)."""
+    return s if pd.api.types.is_datetime64_any_dtype(s) else pd.to_datetime(s)
+
+
 def status_on(instruments: pd.DataFrame, delistings: pd.DataFrame,
               day: pd.Timestamp) -> pd.Series:
     """Each instrument's status on ``day`` from its listing date and the DELISTING actions
     dated on or before it (the static ``status`` column describes today, not ``day``)."""
-    listed = pd.to_datetime(instruments["listed_date"])
-    gone = pd.to_datetime(delistings.loc[pd.to_datetime(delistings["date"]) <= day, "date"])
+    listed = _dates(instruments["listed_date"])
+    gone = _dates(delistings.loc[_dates(delistings["date"]) <= day, "date"])
     delisted = set(delistings.loc[gone.index, "instrument_id"])
     status = pd.Series("ACTIVE", index=instruments["instrument_id"].to_numpy())
     status[(listed > day).to_numpy()] = "NOT_LISTED"
@@ -34,22 +39,22 @@ def universe_candidates(day: pd.Timestamp, *, instruments: pd.DataFrame, issuers
     computed with it); the newest profile dated on or before it (and at most
     ``max_profile_age_days`` old); the soft-target class of its issuer; the strategy's
     assessment score. Rows of other dates are ignored."""
-    dated = pd.to_datetime(prices["date"])
+    dated = _dates(prices["date"])
     keep = dated <= day if history_start is None else (dated <= day) & (dated >= history_start)
     prices = prices[keep]
     history = prices.groupby("instrument_id")["date"].count()
-    today = prices[pd.to_datetime(prices["date"]) == day].set_index("instrument_id")["close"]
-    adv = liquidity[pd.to_datetime(liquidity["date"]) == day].set_index("instrument_id")[
+    today = prices[_dates(prices["date"]) == day].set_index("instrument_id")["close"]
+    adv = liquidity[_dates(liquidity["date"]) == day].set_index("instrument_id")[
         "adv_21d"]
-    prof_dated = pd.to_datetime(profiles["as_of_date"])
+    prof_dated = _dates(profiles["as_of_date"])
     prof = profiles[(prof_dated <= day) if max_profile_age_days is None else
                     (prof_dated <= day)
                     & (prof_dated >= day - pd.Timedelta(days=max_profile_age_days))]
     prof = prof.sort_values("as_of_date").groupby("issuer_id").tail(1).set_index("issuer_id")
-    soft = soft_targets[(pd.to_datetime(soft_targets["as_of_date"]) == day)
+    soft = soft_targets[(_dates(soft_targets["as_of_date"]) == day)
                         & (soft_targets["entity_type"] == "ISSUER")]
     soft = soft.set_index("entity_id")["soft_target_class"]
-    score = scores[pd.to_datetime(scores["as_of_date"]) == day].set_index("instrument_id")[
+    score = scores[_dates(scores["as_of_date"]) == day].set_index("instrument_id")[
         "score"]
     out = instruments[["instrument_id", "issuer_id", "asset_class"]].merge(
         issuers[["issuer_id", "sector"]], on="issuer_id", how="left")
