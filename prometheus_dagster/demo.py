@@ -1,18 +1,23 @@
 """``make demo``: run the main job on the embedded market and say where to look.
 
-Three stages:
-1. **History**: ingestion, features and text embeddings for the ~20 months before the demo
-   window (the warm-up the engines' windows need and the encoders' training data), as one
-   single-run backfill per market on an in-memory Dagster instance. Dagster records one event
-   per partition and asset; on the SQLite instance that is ~20 ms each, so bulk history goes
-   through an ephemeral instance and only its data persists.
-2. **Model training**: each market's encoders for the demo year and each region's regime
-   prototypes for the demo window's refit period (trained on the history before the period,
-   registered in MLflow). The fragility tail model is not trained: it learns from years of
-   stability and fragility history, which the demo does not compute.
-3. **Daily chain**: reference data, then each market's daily job over the demo window (the last
-   quarter of the embedded market) as one single-run backfill, in follow-the-sun order, then
-   GLOBAL, on the Dagster instance under $DAGSTER_HOME, so every run shows in the UI.
+Stages (independent jobs of a stage run side by side in worker processes, one per core up to
+four, ``$PROMETHEUS_DEMO_WORKERS`` to change; see ``demo_pool``):
+1. **History**: ingestion and features for the ~20 months before the demo window (the
+   warm-up the engines' windows need), and text embeddings up to the encoders' training
+   cut-off (their training data), as single-run backfills per market on in-memory Dagster
+   instances. Dagster records one event per partition and asset; on the SQLite instance that
+   is ~20 ms each, so bulk history goes through ephemeral instances and only its data persists.
+2. **Model training**: each market's encoders for the demo year, its assessment model and
+   each region's regime prototypes for the demo window's refit period (trained on the history
+   before it, registered in MLflow); the window's macro series meanwhile. The fragility tail
+   model is not trained: it learns from years of stability and fragility history, which the
+   demo does not compute.
+3. **Daily chain**: reference data, then each market's daily job over the demo window (the
+   last month of the embedded market) as one single-run backfill, the regional markets side by
+   side (they share no inputs but the macro series), then GLOBAL; on the Dagster instance under
+   $DAGSTER_HOME, so every run shows in the UI.
+4. The pre-open checks of each market and a strict backtest of the long-only core strategy,
+   then the daily brief of the window's last day.
 It prints per-stage timings and a summary.
 """
 
@@ -27,21 +32,30 @@ from dagster import AssetKey
 from prometheus_dagster.core.calendars import GLOBAL, trading_calendar
 from prometheus_dagster.core.ingestion_config import ingestion_config
 from prometheus_dagster.core.paths import mlflow_tracking_uri, prometheus_home, warehouse_path
+from prometheus_dagster.demo_pool import QUIET, JobRunner, JobTask, default_workers
 
 TRAINING_SUFFIX = "_training"
 BACKTEST_SUFFIX = "_backtest"
+SUMMARY_TABLES = (
+    "prices_daily", "corporate_actions", "fundamentals", "news_articles", "macro_time_series",
+    "ingestion_runs", "returns_daily", "text_embeddings", "numeric_window_embeddings",
+    "joint_embeddings", "profiles", "regimes", "stability_vectors", "scenario_sets",
+    "scenario_paths", "fragility_measures", "soft_target_classes", "fragility_alpha",
+    "risk_specific", "instrument_scores", "universes", "target_portfolios",
+    "portfolio_risk_reports", "orders", "fills", "positions_snapshots", "engine_decisions",
+    "models", "truth.regime_path")
 DEMO_BACKTEST_MARKET, DEMO_BACKTEST_STRATEGY = "US_EQ", "core_equity_long_only"
 FRAGILITY_TRAINING = "_fragility_training"
 BRIEF = AssetKey([GLOBAL, "daily_brief"])
 MACRO = AssetKey([GLOBAL, "macro_time_series"])
 RANGE_START = "dagster/asset_partition_range_start"
 RANGE_END = "dagster/asset_partition_range_end"
-# The console shows the demo's own progress lines; Dagster's per-event debug lines stay in the
-# event log (visible in the UI).
-QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+PREOPEN_SUFFIX = "_preopen_qc"
+# the regional daily jobs that take longest go to the workers first
+HEAVY_FIRST = ("US_EQ", "EU_EQ", "FX_GLOB")
 
-
-WINDOW_DAYS = 91  # the daily chain runs over the last quarter
+WINDOW_DAYS = 31  # the daily chain runs over the last month
+QUICK_WINDOW_DAYS = 10
 HISTORY_DAYS = 600  # ~410 sessions of warm-up before it: longer than any engine window
 
 
@@ -51,7 +65,7 @@ def _windows(quick: bool) -> tuple[pd.Timestamp, pd.Timestamp, pd.Timestamp]:
 
     cfg = load_engine_config("synthetic_market").config
     first, end = pd.Timestamp(cfg.start_date), pd.Timestamp(cfg.end_date)  # type: ignore[attr-defined]
-    start = max(first, end - pd.Timedelta(days=30 if quick else WINDOW_DAYS))
+    start = max(first, end - pd.Timedelta(days=QUICK_WINDOW_DAYS if quick else WINDOW_DAYS))
     history = max(first, start - pd.Timedelta(days=HISTORY_DAYS))
     return history, start, end
 
@@ -64,44 +78,6 @@ def _range_tags(market_id: str, start: pd.Timestamp, end: pd.Timestamp) -> dict[
     if len(days) == 0:
         return None
     return {RANGE_START: days[0].strftime("%Y-%m-%d"), RANGE_END: days[-1].strftime("%Y-%m-%d")}
-
-
-def error_chain(error) -> str:
-    """A Dagster error with its causes, as one text."""
-    parts = []
-    while error is not None:
-        parts.append(error.message.strip())
-        error = error.cause
-    return "\n      ".join(parts)
-
-
-def _load_history(defs, start: pd.Timestamp, end: pd.Timestamp) -> bool:
-    """Ingestion, features and text embeddings of every data market for [start, end] on an
-    ephemeral instance."""
-    from dagster import DagsterInstance
-
-    from prometheus_dagster.assets.features import GROUP as FEATURES
-    from prometheus_dagster.assets.ingestion import GROUP as INGESTION
-    from prometheus_dagster.jobs.daily import REFERENCE_JOB, daily_job_name
-
-    ephemeral = DagsterInstance.ephemeral()
-    ok = defs.resolve_job_def(REFERENCE_JOB).execute_in_process(
-        instance=ephemeral, raise_on_error=False, run_config=QUIET).success
-    graph = defs.resolve_asset_graph()
-    for market in [*ingestion_config().markets, GLOBAL]:
-        job = defs.resolve_job_def(daily_job_name(market))
-        keys = [k for k in job.asset_layer.executable_asset_keys
-                if graph.get(k).group_name in (INGESTION, FEATURES)
-                or k.path[-1] == "text_embeddings"]
-        tags = _range_tags(market, start, end)
-        if not keys or tags is None:
-            continue
-        print(f"==> history {market}: {tags[RANGE_START]}...{tags[RANGE_END]} "
-              f"({len(keys)} assets)", flush=True)
-        result = job.execute_in_process(instance=ephemeral, asset_selection=keys, tags=tags,
-                                        raise_on_error=False, run_config=QUIET)
-        ok = ok and result.success
-    return ok
 
 
 def _print_encoders(wh) -> None:
@@ -117,7 +93,7 @@ def _print_encoders(wh) -> None:
               f" = {m.get('recall_at_10_vs_random', float('nan')):.1f}x random")
 
 
-def _print_regimes(wh, end: pd.Timestamp) -> None:
+def _print_regimes(wh) -> None:
     reg = wh.read("regimes", columns=["market_id", "as_of_date", "regime_label", "confidence",
                                       "alert_level", "model_id"])
     if reg.empty:
@@ -173,24 +149,24 @@ def _print_portfolios(wh) -> None:
               f"{last['portfolio_volatility'].iloc[0]:.1%}, ES {es:.1%}  top: {top}")
 
 
-def _run_backtest(defs, instance, start: pd.Timestamp, end: pd.Timestamp, stages: list) -> None:
-    """The long-only core strategy on US_EQ over the demo window, strict time machine."""
-    from prometheus_dagster.jobs.daily import backtest_job_name
-
-    name = backtest_job_name(DEMO_BACKTEST_MARKET)
-    if name not in {j.name for j in defs.jobs}:
+def _print_paper(wh) -> None:
+    books = wh.query(f"select portfolio_id, date, equity from "
+                     f"{wh.sql_name('positions_snapshots')} where mode = 'PAPER' and "
+                     "instrument_id = 'CASH' order by portfolio_id, date")
+    if books.empty:
         return
-    cfg = {"strategy_id": DEMO_BACKTEST_STRATEGY, "start": str(start.date()),
-           "end": str(end.date()), "strict": True, "rebalance_every": 5}
-    print(f"==> {name}: {DEMO_BACKTEST_STRATEGY} {cfg['start']}...{cfg['end']} (strict)",
-          flush=True)
-    t = time.perf_counter()
-    result = defs.resolve_job_def(name).execute_in_process(
-        instance=instance, raise_on_error=False,
-        run_config={**QUIET, "ops": {f"{DEMO_BACKTEST_MARKET}__backtest_runs": {"config": cfg}}})
-    stages.append((name, time.perf_counter() - t, "ok" if result.success else "FAILED"))
-    print(f"    {stages[-1][2]} in {stages[-1][1]:.1f}s (run {result.run_id[:8]})", flush=True)
-    _print_failures(result)
+    fills = wh.query(f"select portfolio_id, count(*) as n, sum(commission + slippage_cost) "
+                     f"as costs from {wh.sql_name('fills')} where mode = 'PAPER' "
+                     "group by portfolio_id")
+    fills = fills.set_index("portfolio_id")
+    print("\n==> Paper books (positions_snapshots, mode PAPER)")
+    for pid, g in books.groupby("portfolio_id"):
+        first, last = g.iloc[0], g.iloc[-1]
+        n = int(fills["n"].get(pid, 0))
+        print(f"    {pid:<36} {pd.Timestamp(first['date']).date()} .. "
+              f"{pd.Timestamp(last['date']).date()}: equity {first['equity']:,.0f} -> "
+              f"{last['equity']:,.0f} ({last['equity'] / first['equity'] - 1:+.2%}), "
+              f"{n} fills, costs {float(fills['costs'].get(pid, 0.0)):,.0f}")
 
 
 def _print_backtests(wh) -> None:
@@ -207,119 +183,194 @@ def _print_backtests(wh) -> None:
               f"{m.get('max_drawdown', float('nan')):.2%} (MLflow run {r.mlflow_run_id[:8]})")
 
 
-def _print_failures(result) -> None:
-    for event in result.all_events:
-        if event.event_type_value == "STEP_FAILURE":
-            error = event.event_specific_data.error
-            print(f"    {event.step_key}: {error_chain(error)[:600]}")
+def _heavy_first(market: str) -> int:
+    return HEAVY_FIRST.index(market) if market in HEAVY_FIRST else len(HEAVY_FIRST)
+
+
+def text_ranges(history: pd.Timestamp, start: pd.Timestamp,
+                encoder_cutoff: pd.Timestamp | None) -> list[tuple[pd.Timestamp, pd.Timestamp]]:
+    """The history the text embeddings are read over: the encoders' training data (before
+    their cut-off) and the profiles' news look-back before the window."""
+    from prometheus_dagster.core.config import load_engine_config
+
+    lookback = load_engine_config("profiles").config.news_lookback_days  # type: ignore[attr-defined]
+    last = start - pd.Timedelta(days=1)
+    ranges = [(max(history, start - pd.Timedelta(days=lookback)), last)]
+    if encoder_cutoff is not None and encoder_cutoff > history:
+        ranges.insert(0, (history, min(encoder_cutoff - pd.Timedelta(days=1), last)))
+    merged: list[tuple[pd.Timestamp, pd.Timestamp]] = []
+    for a, b in ranges:
+        if merged and a <= merged[-1][1] + pd.Timedelta(days=1):
+            merged[-1] = (merged[-1][0], max(b, merged[-1][1]))
+        elif a <= b:
+            merged.append((a, b))
+    return merged
+
+
+def history_tasks(defs, start: pd.Timestamp, end: pd.Timestamp,
+                  texts: list[tuple[pd.Timestamp, pd.Timestamp]]) -> list[JobTask]:
+    """Per data market, one task on ephemeral instances: ingestion and features over
+    [start, end], then the text embeddings over ``texts``."""
+    from prometheus_dagster.assets.features import GROUP as FEATURES
+    from prometheus_dagster.assets.ingestion import GROUP as INGESTION
+    from prometheus_dagster.jobs.daily import daily_job_name
+
+    graph = defs.resolve_asset_graph()
+    tasks = []
+    for market in sorted([*ingestion_config().markets, GLOBAL], key=_heavy_first):
+        name = daily_job_name(market)
+        keys = defs.resolve_job_def(name).asset_layer.executable_asset_keys
+        data = tuple(k.to_user_string() for k in keys
+                     if graph.get(k).group_name in (INGESTION, FEATURES))
+        text = tuple(k.to_user_string() for k in keys if k.path[-1] == "text_embeddings")
+        tags = _range_tags(market, start, end)
+        if not data or tags is None:
+            continue
+        then = []
+        for a, b in texts if text else []:
+            text_tags = _range_tags(market, a, b)
+            if text_tags is not None:
+                then.append(JobTask(
+                    f"text embeddings {text_tags[RANGE_START]}...{text_tags[RANGE_END]}",
+                    name, tags=text_tags, ephemeral=True, selection=text))
+        tasks.append(JobTask(f"history {market} {tags[RANGE_START]}...{tags[RANGE_END]}"
+                             + (" + " + ", ".join(t.label for t in then) if then else ""),
+                             name, tags=tags, ephemeral=True, selection=data,
+                             then=tuple(then)))
+    return tasks
+
+
+def _partition_for(job, day: pd.Timestamp) -> str:
+    return job.partitions_def.get_partition_key_for_timestamp(
+        day.tz_localize("UTC").timestamp())
+
+
+def training_tasks(defs, start: pd.Timestamp) -> tuple[list[JobTask], pd.Timestamp | None]:
+    """The refits the demo window uses (the fragility tail model excepted), and the earliest
+    training cut-off among the encoder refits (their text embeddings must exist before it)."""
+    from prometheus_dagster.jobs.daily import training_job_name
+
+    tasks, encoder_cutoffs = [], []
+    for job in sorted((j for j in defs.jobs if j.name.endswith(TRAINING_SUFFIX)
+                       and not j.name.endswith(FRAGILITY_TRAINING)), key=lambda j: j.name):
+        resolved = defs.resolve_job_def(job.name)
+        key = _partition_for(resolved, start)
+        if any(job.name == training_job_name(m) for m in ingestion_config().markets):
+            encoder_cutoffs.append(pd.Timestamp(key))
+        tasks.append(JobTask(f"{job.name} {key} (trained on data before {key})", job.name,
+                             partition_key=key))
+    # the encoders are the slowest refits: they go to the workers first
+    tasks.sort(key=lambda t: not any(t.job == training_job_name(m)
+                                     for m in ingestion_config().markets))
+    return tasks, min(encoder_cutoffs) if encoder_cutoffs else None
+
+
+def daily_tasks(defs, start: pd.Timestamp, end: pd.Timestamp) -> tuple[list[JobTask],
+                                                                          JobTask | None]:
+    """(the regional daily jobs over the window, heaviest first; GLOBAL's), the brief and
+    the macro series (run before) left out."""
+    from prometheus_dagster.jobs.daily import MARKET_TAG, REFERENCE_JOB
+
+    regional, global_task = [], None
+    for job in defs.jobs:
+        if (job.name == REFERENCE_JOB or job.name.endswith(TRAINING_SUFFIX)
+                or job.name.endswith(BACKTEST_SUFFIX) or job.name.endswith(PREOPEN_SUFFIX)):
+            continue
+        resolved = defs.resolve_job_def(job.name)
+        market = resolved.tags.get(MARKET_TAG)
+        tags = _range_tags(market, start, end) if market else None
+        if tags is None:
+            continue
+        keys = tuple(k.to_user_string() for k in resolved.asset_layer.executable_asset_keys
+                     if k not in (BRIEF, MACRO))
+        task = JobTask(f"{job.name} {tags[RANGE_START]}...{tags[RANGE_END]}", job.name,
+                       tags=tags, selection=keys)
+        if market == GLOBAL:
+            global_task = task
+        else:
+            regional.append((market, task))
+    regional.sort(key=lambda mt: _heavy_first(mt[0]))
+    return [t for _, t in regional], global_task
+
+
+def closing_tasks(defs, start: pd.Timestamp, end: pd.Timestamp) -> list[JobTask]:
+    """The demo backtest and the pre-open checks of every session of the window."""
+    from prometheus_dagster.jobs.daily import MARKET_TAG, backtest_job_name
+
+    tasks = []
+    name = backtest_job_name(DEMO_BACKTEST_MARKET)
+    if name in {j.name for j in defs.jobs}:
+        cfg = {"strategy_id": DEMO_BACKTEST_STRATEGY, "start": str(start.date()),
+               "end": str(end.date()), "strict": True, "rebalance_every": 5}
+        tasks.append(JobTask(f"{name}: {DEMO_BACKTEST_STRATEGY} {cfg['start']}...{cfg['end']} "
+                             "(strict)", name,
+                             run_config={**QUIET, "ops": {
+                                 f"{DEMO_BACKTEST_MARKET}__backtest_runs": {"config": cfg}}}))
+    for job in sorted((j for j in defs.jobs if j.name.endswith(PREOPEN_SUFFIX)),
+                      key=lambda j: j.name):
+        market = defs.resolve_job_def(job.name).tags.get(MARKET_TAG)
+        tags = _range_tags(market, start, end) if market else None
+        if tags is not None:
+            tasks.append(JobTask(f"{job.name} {tags[RANGE_START]}...{tags[RANGE_END]}",
+                                 job.name, tags=tags))
+    return tasks
 
 
 def run_demo(quick: bool = False) -> int:
-    from dagster import DagsterInstance
-
     from prometheus_dagster.assets.brief import brief_directory
     from prometheus_dagster.definitions import build_definitions
-    from prometheus_dagster.jobs.daily import MARKET_TAG, REFERENCE_JOB, daily_job_name
+    from prometheus_dagster.jobs.daily import REFERENCE_JOB, daily_job_name
     from prometheus_dagster.resources.warehouse import Warehouse
 
     t0 = time.perf_counter()
     history, start, end = _windows(quick)
+    workers = default_workers()
     print(f"==> Prometheus demo: embedded market; history {history.date()} .. "
-          f"{(start - pd.Timedelta(days=1)).date()}, daily chain {start.date()} .. {end.date()}",
-          flush=True)
+          f"{(start - pd.Timedelta(days=1)).date()}, daily chain {start.date()} .. {end.date()}"
+          f"; {workers} worker process(es)", flush=True)
     defs = build_definitions()
-    instance = DagsterInstance.get()
-    stages: list[tuple[str, float, str]] = []
-    if history < start:
+    _create_stores()
+    stages: list[tuple[str, float, bool]] = []
+
+    def stage(name: str, runner: JobRunner, tasks: list[JobTask]) -> None:
         t = time.perf_counter()
-        ok = _load_history(defs, history, start - pd.Timedelta(days=1))
-        stages.append(("history", time.perf_counter() - t, "ok" if ok else "FAILED"))
-        print(f"    history {'ok' if ok else 'FAILED'} in {stages[-1][1]:.1f}s", flush=True)
-    training = [j.name for j in defs.jobs if j.name.endswith(TRAINING_SUFFIX)]
-    for name in training:
-        if name.endswith(FRAGILITY_TRAINING):
-            print(f"==> {name}: skipped (the tail model learns from years of stability and "
-                  "fragility history; the demo's fragility alpha has components, scores and "
-                  "classes without a tail probability; see the README)", flush=True)
-            continue
-        job = defs.resolve_job_def(name)
-        key = job.partitions_def.get_partition_key_for_timestamp(
-            start.tz_localize("UTC").timestamp())
-        print(f"==> {name} {key} (trained on data before {key})", flush=True)
-        t = time.perf_counter()
-        result = job.execute_in_process(
-            instance=instance, partition_key=key, raise_on_error=False, run_config=QUIET)
-        stages.append((name, time.perf_counter() - t, "ok" if result.success else "FAILED"))
-        print(f"    {stages[-1][2]} in {stages[-1][1]:.1f}s (run {result.run_id[:8]})",
-              flush=True)
-        _print_failures(result)
-    # the regional regimes of a day read that day's macro series, which GLOBAL_daily ingests
-    # after the regions: the demo ingests the window's macro first
-    tags = _range_tags(GLOBAL, start, end)
-    print(f"==> macro series {tags[RANGE_START]}...{tags[RANGE_END]}", flush=True)
-    t = time.perf_counter()
-    result = defs.resolve_job_def(daily_job_name(GLOBAL)).execute_in_process(
-        instance=instance, tags=tags, asset_selection=[MACRO], raise_on_error=False,
-        run_config=QUIET)
-    stages.append(("macro", time.perf_counter() - t, "ok" if result.success else "FAILED"))
-    print(f"    {stages[-1][2]} in {stages[-1][1]:.1f}s (run {result.run_id[:8]})", flush=True)
-    jobs = [j.name for j in defs.jobs if j.name not in training
-            and not j.name.endswith(BACKTEST_SUFFIX)]
-    order = [REFERENCE_JOB] + [j for j in jobs if j != REFERENCE_JOB]
-    for i, name in enumerate(order, 1):
-        job = defs.resolve_job_def(name)
-        market = job.tags.get(MARKET_TAG)
-        tags = {} if market is None else _range_tags(market, start, end)
-        if tags is None:
-            continue
-        label = name if not tags else f"{name} {tags[RANGE_START]}...{tags[RANGE_END]}"
-        print(f"==> [{i}/{len(order)}] {label}", flush=True)
-        t = time.perf_counter()
-        keys = [k for k in job.asset_layer.executable_asset_keys if k not in (BRIEF, MACRO)]
-        result = job.execute_in_process(
-            instance=instance, tags=tags, raise_on_error=False, run_config=QUIET,
-            asset_selection=keys if name != REFERENCE_JOB else None,
-        )
-        took = time.perf_counter() - t
-        status = "ok" if result.success else "FAILED"
-        stages.append((name, took, status))
-        print(f"    {status} in {took:.1f}s (run {result.run_id[:8]})", flush=True)
-        _print_failures(result)
-    _run_backtest(defs, instance, start, end, stages)
-    brief_day = pd.bdate_range(start, end)[-1].strftime("%Y-%m-%d")
-    print(f"==> daily brief {brief_day}", flush=True)
-    t = time.perf_counter()
-    result = defs.resolve_job_def(daily_job_name(GLOBAL)).execute_in_process(
-        instance=instance, partition_key=brief_day, asset_selection=[BRIEF],
-        raise_on_error=False, run_config=QUIET)
-    stages.append(("daily_brief", time.perf_counter() - t, "ok" if result.success else "FAILED"))
-    print(f"    {stages[-1][2]} in {stages[-1][1]:.1f}s (run {result.run_id[:8]})", flush=True)
-    _print_failures(result)
+        outcomes = runner.run(tasks)
+        stages.append((name, time.perf_counter() - t, all(o.ok for o in outcomes)))
+        print(f"    -- {name}: {stages[-1][1]:.1f}s", flush=True)
+
+    with JobRunner(workers) as runner:
+        training, text_until = training_tasks(defs, start)
+        if history < start:
+            reference = JobTask("reference data (history instance)", REFERENCE_JOB,
+                                ephemeral=True)
+            stage("history", runner, [reference])
+            stage("history", runner, history_tasks(defs, history, start - pd.Timedelta(days=1),
+                                                   text_ranges(history, start, text_until)))
+            _merge_last(stages)
+        print("==> fragility training: skipped (the tail model learns from years of stability "
+              "and fragility history; the demo's fragility alpha has components, scores and "
+              "classes without a tail probability; see the README)", flush=True)
+        # the regional regimes of a day read that day's macro series, which GLOBAL_daily
+        # ingests after the regions: the demo ingests the window's macro first
+        tags = _range_tags(GLOBAL, start, end)
+        macro = JobTask(f"macro series {tags[RANGE_START]}...{tags[RANGE_END]}",
+                        daily_job_name(GLOBAL), tags=tags,
+                        selection=(MACRO.to_user_string(),))
+        stage("training", runner, [*training, macro])
+        regional, global_task = daily_tasks(defs, start, end)
+        stage("reference_data", runner, [JobTask("reference_data", REFERENCE_JOB)])
+        stage("daily chains", runner, regional)
+        if global_task is not None:
+            stage("GLOBAL_daily", runner, [global_task])
+        stage("pre-open checks and backtest", runner, closing_tasks(defs, start, end))
+        brief_day = pd.bdate_range(start, end)[-1].strftime("%Y-%m-%d")
+        stage("daily_brief", runner, [JobTask(f"daily brief {brief_day}",
+                                              daily_job_name(GLOBAL), partition_key=brief_day,
+                                              selection=(BRIEF.to_user_string(),))])
     wh = Warehouse.default()
-    print("\n==> Rows in the warehouse")
-    for table in ("prices_daily", "corporate_actions", "fundamentals", "news_articles",
-                  "macro_time_series", "ingestion_runs", "returns_daily", "text_embeddings",
-                  "numeric_window_embeddings", "joint_embeddings", "profiles", "regimes",
-                  "stability_vectors", "scenario_sets", "scenario_paths", "fragility_measures",
-                  "soft_target_classes", "fragility_alpha", "risk_specific", "instrument_scores",
-                  "universes", "target_portfolios", "portfolio_risk_reports",
-                  "engine_decisions", "models",
-                  "truth.regime_path"):
-        if wh.table_exists(table):
-            n = wh.query(f"select count(*) as n from {table}")["n"].iloc[0]
-            print(f"    {table:<24} {n:>10,}")
-    if wh.table_exists("models"):
-        _print_encoders(wh)
-    if wh.table_exists("regimes"):
-        _print_regimes(wh, end)
-    if wh.table_exists("soft_target_classes"):
-        _print_fragility(wh)
-    if wh.table_exists("target_portfolios"):
-        _print_portfolios(wh)
-    if wh.table_exists("backtest_runs"):
-        _print_backtests(wh)
+    _print_summary(wh)
     total = time.perf_counter() - t0
-    print(f"\n==> Done in {total:.1f}s " + ", ".join(f"{n} {t:.1f}s" for n, t, _ in stages))
+    print(f"\n==> Done in {total:.1f}s: " + ", ".join(f"{n} {t:.1f}s" for n, t, _ in stages))
     print(f"""
 Where to look:
   warehouse   {warehouse_path() if not wh.backend == 'postgres' else wh.url}
@@ -330,4 +381,43 @@ Where to look:
   brief       {brief_directory() / brief_day / 'brief.html'}  (and brief.png beside it)
               any date: python -m prometheus_dagster.cli brief --date {brief_day}
 """)
-    return 0 if all(s == "ok" for _, _, s in stages) else 1
+    return 0 if all(ok for _, _, ok in stages) else 1
+
+
+def _create_stores() -> None:
+    """Create the Dagster instance's and MLflow's SQLite databases here, before worker
+    processes start: two workers creating the same database at once would collide."""
+    from dagster import DagsterInstance
+
+    from prometheus_dagster.resources import build_resources
+
+    instance = DagsterInstance.get()
+    instance.get_runs(limit=1)
+    instance.get_asset_keys()
+    build_resources()["mlflow"].client().search_experiments(max_results=1)
+
+
+def _merge_last(stages: list[tuple[str, float, bool]]) -> None:
+    """Fold the last two entries of the same stage into one."""
+    (name, a, ok_a), (_, b, ok_b) = stages[-2:]
+    stages[-2:] = [(name, a + b, ok_a and ok_b)]
+
+
+def _print_summary(wh) -> None:
+    print("\n==> Rows in the warehouse")
+    for table in SUMMARY_TABLES:
+        if wh.table_exists(table):
+            n = wh.query(f"select count(*) as n from {table}")["n"].iloc[0]
+            print(f"    {table:<26} {n:>10,}")
+    if wh.table_exists("models"):
+        _print_encoders(wh)
+    if wh.table_exists("regimes"):
+        _print_regimes(wh)
+    if wh.table_exists("soft_target_classes"):
+        _print_fragility(wh)
+    if wh.table_exists("target_portfolios"):
+        _print_portfolios(wh)
+    if wh.table_exists("positions_snapshots"):
+        _print_paper(wh)
+    if wh.table_exists("backtest_runs"):
+        _print_backtests(wh)

@@ -73,7 +73,8 @@ storage:
         assert result.success, [e.message for e in result.all_events if e.is_failure]
         run_id = result.run_id
         steps = {e.step_key for e in result.all_events if e.event_type_value == "STEP_SUCCESS"}
-        assert {"US_EQ__prices_daily", "US_EQ_features"} <= steps
+        assert {"US_EQ__prices_daily", "US_EQ_features", "US_EQ__target_portfolios",
+                "US_EQ__paper_execution"} <= steps
         # the run and its event log are stored in PostgreSQL
         assert instance.get_run_by_id(run_id).is_success
         assert instance.all_logs(run_id)

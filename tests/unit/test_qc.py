@@ -59,6 +59,17 @@ def test_exposures_against_limits():
     assert got == {"A": PASS, "B": FAIL}
 
 
+def test_exposures_at_a_limit_within_solver_tolerance_pass():
+    # an optimiser meets its limits to ~1e-9: a book at the limit is not a breach
+    at = pd.DataFrame({"portfolio_id": ["A"] * 2, "instrument_id": list("xy"),
+                       "weight": [0.08 + 8e-11, 0.92 + 1.5e-9]})
+    assert statuses(check_exposures(at, QcLimits(max_weight=0.92, max_gross=1.0))) == \
+        {"A": PASS}
+    over = at.assign(weight=[0.08, 0.92 + 1e-4])
+    assert statuses(check_exposures(over, QcLimits(max_weight=0.92, max_gross=1.0))) == \
+        {"A": FAIL}
+
+
 def test_exposures_against_each_portfolios_own_limits():
     w = pd.DataFrame({"portfolio_id": ["LS", "LS", "LO", "LO"], "instrument_id": list("xyxy"),
                       "weight": [0.8, -0.8, 0.6, 0.4]})

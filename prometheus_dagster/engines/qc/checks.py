@@ -78,6 +78,12 @@ def check_decisions(output_counts: Mapping[str, int], decision_counts: Mapping[s
     return out
 
 
+# A target within this of a limit holds it: the optimiser meets constraints to its feasibility
+# tolerance (1e-9 per constraint, ~1e-9 on a gross summed over dozens of names), and a breach
+# of a millionth of the book is no breach a risk manager would act on.
+LIMIT_TOLERANCE = 1e-6
+
+
 def check_exposures(weights: pd.DataFrame | None,
                     limits: QcLimits | Mapping[str, QcLimits]) -> list[dict]:
     """``weights``: target portfolio rows (portfolio_id, instrument_id, weight) for the date;
@@ -89,7 +95,8 @@ def check_exposures(weights: pd.DataFrame | None,
         own = limits if isinstance(limits, QcLimits) else limits.get(str(pid), QcLimits())
         biggest = g["weight"].abs().max()
         gross = g["weight"].abs().sum()
-        bad = biggest > own.max_weight + 1e-9 or gross > own.max_gross + 1e-9
+        bad = (biggest > own.max_weight + LIMIT_TOLERANCE
+               or gross > own.max_gross + LIMIT_TOLERANCE)
         out.append(_row("exposures", str(pid), FAIL if bad else PASS,
                         f"max |weight| {biggest:.3f} (limit {own.max_weight}), gross "
                         f"{gross:.3f} (limit {own.max_gross})"))
