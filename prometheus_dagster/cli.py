@@ -52,13 +52,16 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _declare_engine_tables() -> None:
-    """Import the engines whose tables the brief reads, so their schemas are declared (the
+    """Import every engine, so the schemas of the tables the brief reads are declared (the
     Dagster code location does this when it loads its assets)."""
     import importlib
+    import pkgutil
 
-    for engine in ("features", "encoders", "profiles", "regime", "stability", "scenarios",
-                   "fragility"):
-        importlib.import_module(f"prometheus_dagster.engines.{engine}")
+    import prometheus_dagster.engines as engines
+
+    for module in pkgutil.iter_modules(engines.__path__):
+        if module.ispkg:
+            importlib.import_module(f"{engines.__name__}.{module.name}")
 
 
 def _cmd_brief(args: argparse.Namespace) -> int:

@@ -2,6 +2,8 @@
 (CORE, SATELLITE, EXCLUDED with reasons) on each date, from point-in-time listings, prices,
 liquidity, profile flags, soft-target classes and the strategy's assessment scores."""
 
+import json
+
 import pandas as pd
 from dagster import AssetExecutionContext, AssetKey, AssetsDefinition, BackfillPolicy, asset
 
@@ -41,8 +43,23 @@ def universe_changes(today: pd.DataFrame, before: pd.DataFrame) -> dict:
     was = set(before.loc[before["tier"] != "EXCLUDED", "instrument_id"])
     reasons = today.set_index("instrument_id")["reasons"]
     return {"added": sorted(sel - was),
-            "removed": {i: list(reasons.get(i, [])) or ["not a candidate"]
+            "removed": {i: reason_list(reasons.get(i)) or ["not a candidate"]
                         for i in sorted(was - sel)}}
+
+
+def reason_list(value: object) -> list[str]:
+    """A ``reasons`` value as a list of texts: stored rows hold it as JSON text, frames built
+    in memory as a list."""
+    if value is None or (isinstance(value, float) and value != value):
+        return []
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError:
+            return [value]
+        if isinstance(value, str):
+            return [value]
+    return [str(v) for v in value]
 
 
 def compute_universes(wh: Warehouse, market_id: str, dates: list[pd.Timestamp],

@@ -92,3 +92,20 @@ def test_cli_renders_a_past_brief_with_the_engine_tables(env, tmp_path):
     html = (tmp_path / DAY / "brief.html").read_text()
     assert "no market internals" not in html
     assert "avg_pairwise_corr_63d" in html
+
+
+def test_cli_declares_every_table_the_brief_reads():
+    """A fresh process, as the CLI is: the investment chain's tables (scores, universes,
+    portfolios, risk reports, the paper book) are declared too, so their sections show."""
+    import sys
+
+    code = ("from prometheus_dagster.cli import _declare_engine_tables as d; d(); "
+            "from prometheus_dagster.core.schemas import TABLES; "
+            "print(sorted(TABLES))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    for table in ("instrument_scores", "universes", "target_portfolios",
+                  "portfolio_risk_reports", "positions_snapshots", "fills", "risk_specific",
+                  "stability_vectors", "regimes"):
+        assert f"'{table}'" in out.stdout, table

@@ -453,7 +453,21 @@ def test_daily_brief_shows_scores_universe_changes_and_portfolios(market):
     if data.universe_changes is not None:
         removed = data.universe_changes[data.universe_changes["change"] == "removed"]
         assert (removed["reasons"].str.len() > 0).all()
+    # every name leaving a universe is logged with whole reasons (texts, not characters;
+    # tests/unit/test_universe.py has a case with removals)
+    logged = wh.read("engine_decisions", where={"market_id": M, "engine_name": "universe"})
+    removed = [why for a in logged["proposed_action"]
+               for why in (json.loads(a) if isinstance(a, str) else a)["removed"].values()]
+    assert all(isinstance(w, list) and w and all(len(x) > 3 for x in w) for w in removed)
+    books = data.paper.set_index("portfolio_id")
+    assert set(books.index) == {f"{LONG_ONLY}:{M}", f"{LONG_SHORT}:{M}"}
+    snaps = first["positions_snapshots"]
+    last = snaps[(pd.to_datetime(snaps["date"]) == day) & (snaps["instrument_id"] == "CASH")]
+    assert books["equity"].to_dict() == pytest.approx(
+        dict(zip(last["portfolio_id"], last["equity"], strict=True)))
+    assert books.loc[f"{LONG_ONLY}:{M}", "gross"] == pytest.approx(
+        books.loc[f"{LONG_ONLY}:{M}", "net"])
     page = render_brief(data, png=b"")
     for heading in ("Top and bottom assessment scores", "Universe changes",
-                    "Target portfolios: largest weights", "Portfolio risk"):
+                    "Target portfolios: largest weights", "Portfolio risk", "Paper books"):
         assert heading in page

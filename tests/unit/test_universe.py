@@ -270,3 +270,20 @@ def test_candidates_are_point_in_time():
     reasons = out.set_index("instrument_id")["reasons"]
     assert "status NOT_LISTED is not ACTIVE" in reasons["B"] and "no profile" in reasons["B"]
     assert "status DELISTED is not ACTIVE" in reasons["C"]
+
+
+def test_universe_changes_name_the_reasons_of_stored_and_in_memory_rows():
+    from prometheus_dagster.assets.universe import reason_list, universe_changes
+
+    before = pd.DataFrame({"instrument_id": ["A", "B", "C"], "tier": ["CORE"] * 3,
+                           "reasons": [[], [], []]})
+    # as read back from the warehouse, reasons are JSON text
+    today = pd.DataFrame({"instrument_id": ["A", "B", "C", "D"],
+                          "tier": ["CORE", "EXCLUDED", "EXCLUDED", "SATELLITE"],
+                          "reasons": ["[]", json.dumps(["adv_21d 4.9e+06 below min_adv 5e+06"]),
+                                      ["beyond max_size 60"], None]})
+    got = universe_changes(today, before)
+    assert got == {"added": ["D"],
+                   "removed": {"B": ["adv_21d 4.9e+06 below min_adv 5e+06"],
+                               "C": ["beyond max_size 60"]}}
+    assert reason_list(None) == [] and reason_list("plain text") == ["plain text"]

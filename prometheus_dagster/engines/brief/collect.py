@@ -36,6 +36,7 @@ class BriefData:
     universe_changes: pd.DataFrame | None = None  # names entering / leaving, with reasons
     portfolios: pd.DataFrame | None = None  # largest weights of each target portfolio
     portfolio_risk: pd.DataFrame | None = None  # each portfolio's vol, VaR / ES, binding
+    paper: pd.DataFrame | None = None  # each paper book: equity, day return, exposure, fills
     models: pd.DataFrame = field(default_factory=pd.DataFrame)
     notes: list[str] = field(default_factory=list)
 
@@ -215,7 +216,47 @@ def _investment_sections(wh, d: pd.Timestamp) -> dict:
                 binding=[", ".join(_json(v) or []) for v in rr["binding_constraints"]])
             out["portfolio_risk"] = rr.drop(columns=["parametric_var", "scenario_es",
                                                      "binding_constraints"])
+    if _has(wh, "positions_snapshots"):
+        out["paper"] = _paper_books(wh, d)
     return out
+
+
+PAPER_LOOKBACK_DAYS = 10  # how far back the previous session's book is looked for
+
+
+def _paper_books(wh, d: pd.Timestamp) -> pd.DataFrame | None:
+    """Per paper portfolio on ``d``: equity, return since the previous session's book, gross
+    and net exposure, the session's fills and their costs."""
+    books = wh.read("positions_snapshots",
+                    where={"mode": "PAPER", "date": _between(d, PAPER_LOOKBACK_DAYS)},
+                    columns=["portfolio_id", "backtest_id", "date", "instrument_id",
+                             "market_value", "cash", "equity"])
+    books = books[books["backtest_id"].isna()]
+    today = books[pd.to_datetime(books["date"]) == d]
+    if today.empty:
+        return None
+    fills = wh.read("fills", where={"mode": "PAPER", "date": d},
+                    columns=["portfolio_id", "backtest_id", "value", "commission",
+                             "slippage_cost"]) if _has(wh, "fills") else pd.DataFrame()
+    if len(fills):
+        fills = fills[fills["backtest_id"].isna()]
+    rows = []
+    for pid, g in today.groupby("portfolio_id"):
+        equity = float(g["equity"].iloc[0])
+        held = g[g["instrument_id"] != "CASH"]["market_value"]
+        before = books[(books["portfolio_id"] == pid) & (pd.to_datetime(books["date"]) < d)]
+        prev = float(before.sort_values("date")["equity"].iloc[-1]) if len(before) else None
+        mine = fills[fills["portfolio_id"] == pid] if len(fills) else fills
+        rows.append({
+            "portfolio_id": pid, "equity": equity,
+            "day_return": equity / prev - 1 if prev else None,
+            "gross": float(held.abs().sum()) / equity if equity else None,
+            "net": float(held.sum()) / equity if equity else None,
+            "cash": float(g["cash"].iloc[0]), "fills": len(mine),
+            "traded": float(mine["value"].sum()) if len(mine) else 0.0,
+            "costs": float((mine["commission"] + mine["slippage_cost"]).sum())
+            if len(mine) else 0.0})
+    return pd.DataFrame(rows)
 
 
 def _between(d: pd.Timestamp, days: int):

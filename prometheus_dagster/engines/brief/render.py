@@ -162,7 +162,9 @@ def render_brief(data: BriefData, png: bytes | None = None) -> str:
               _table(data.universe_changes),
               "<h2>Target portfolios: largest weights</h2>", _table(data.portfolios, "{:.4f}"),
               "<h2>Portfolio risk (annualised vol; 1-day 95% VaR; 95% scenario ES)</h2>",
-              _table(data.portfolio_risk, "{:.4f}")]
+              _table(data.portfolio_risk, "{:.4f}"),
+              "<h2>Paper books (equity, return since the previous session, exposure, "
+              "the session's fills)</h2>", _table(data.paper, "{:,.4f}")]
     parts += ["<h2>Market internals</h2>", _table(data.internals, "{:.4f}")]
     parts += ["<h2>Weakest issuer profiles</h2>",
               _table(data.weakest.round(3) if data.weakest is not None else None),

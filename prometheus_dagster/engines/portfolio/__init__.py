@@ -11,8 +11,11 @@ budget limits, on a factor risk model Sigma = B F B' + diag(D).
   (``build_problem``), the optimum -> ``target_portfolios`` rows.
 * ``report``: the ``portfolio_risk_reports`` row of a portfolio (exposures, parametric and
   scenario VaR / ES, scenario P&L per set, stability).
+
+Importing the package declares its tables (``target_portfolios``, ``portfolio_risk_reports``).
 """
 
+from prometheus_dagster.engines.portfolio import schemas  # noqa: F401  (declares the tables)
 from prometheus_dagster.engines.portfolio.constraints import (
     BINDING_TOL,
     binding_constraints,
