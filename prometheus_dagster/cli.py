@@ -10,10 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 from prometheus_dagster.core.paths import REPO_ROOT, prometheus_home
@@ -92,40 +89,39 @@ def _cmd_brief(args: argparse.Namespace) -> int:
 
 
 def _cmd_ui(args: argparse.Namespace) -> int:
+    """Start the Dagster and MLflow UIs; SIGINT (Ctrl-C), SIGTERM or SIGHUP stops both and every
+    process they started."""
     home, dhome = setup_home()
     from prometheus_dagster.core.paths import mlflow_artifact_root, mlflow_tracking_uri
+    from prometheus_dagster.services import ServiceGroup, StopRequested, stop_signals_raise
 
     bin_dir = Path(sys.executable).parent
-    procs = [
-        subprocess.Popen(
-            [str(bin_dir / "dagster"), "dev", "-w", str(REPO_ROOT / "workspace.yaml"),
-             "-h", "127.0.0.1", "-p", str(args.dagster_port)],
-            cwd=REPO_ROOT, start_new_session=True,
-        ),
-        subprocess.Popen(
-            [str(bin_dir / "mlflow"), "server", "--backend-store-uri", mlflow_tracking_uri(),
-             "--artifacts-destination", str(mlflow_artifact_root()), "--host", "127.0.0.1",
-             "--port", str(args.mlflow_port), "--workers", "1"],
-            cwd=home, start_new_session=True,
-        ),
-    ]
-    print(f"Dagster UI: http://127.0.0.1:{args.dagster_port}")
-    print(f"MLflow UI:  http://127.0.0.1:{args.mlflow_port}")
-    print("Ctrl-C stops both.")
-    try:
-        while all(p.poll() is None for p in procs):
-            time.sleep(1)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                os.killpg(p.pid, signal.SIGTERM)
-        for p in procs:
-            try:
-                p.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(p.pid, signal.SIGKILL)
+    services = ServiceGroup()
+    reason = ""
+    with stop_signals_raise():
+        try:
+            services.start(
+                [str(bin_dir / "dagster"), "dev", "-w", str(REPO_ROOT / "workspace.yaml"),
+                 "-h", "127.0.0.1", "-p", str(args.dagster_port)],
+                cwd=REPO_ROOT,
+            )
+            services.start(
+                [str(bin_dir / "mlflow"), "server", "--backend-store-uri", mlflow_tracking_uri(),
+                 "--artifacts-destination", str(mlflow_artifact_root()), "--host", "127.0.0.1",
+                 "--port", str(args.mlflow_port), "--workers", "1"],
+                cwd=home,
+            )
+            print(f"Dagster UI: http://127.0.0.1:{args.dagster_port}")
+            print(f"MLflow UI:  http://127.0.0.1:{args.mlflow_port}")
+            print("Ctrl-C (or SIGTERM) stops both.", flush=True)
+            reason = services.wait()
+        except StopRequested as stop:
+            reason = f"received {stop}"
+        finally:
+            print(f"stopping the UIs ({reason or 'launcher error'})...", flush=True)
+            killed = services.stop()
+            note = f" ({len(killed)} process(es) needed SIGKILL)" if killed else ""
+            print(f"UIs stopped{note}.", flush=True)
     return 0
 
 
