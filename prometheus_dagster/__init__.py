@@ -21,3 +21,18 @@ import warnings  # noqa: E402
 # Single-run backfill policies and partition-mapping options are marked beta by Dagster; they are
 # a deliberate part of this design, so the per-definition warning is noise for users.
 warnings.filterwarnings("ignore", message=r".*is currently in beta")
+
+
+from collections.abc import Sequence  # noqa: E402
+from typing import TYPE_CHECKING, Any  # noqa: E402
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+def sql(query: str, params: Sequence[Any] | None = None) -> "pd.DataFrame":
+    """Run read-only SQL on the warehouse and return a DataFrame; safe while the pipeline runs
+    (see :func:`prometheus_dagster.resources.warehouse.sql`)."""
+    from prometheus_dagster.resources.warehouse import sql as warehouse_sql
+
+    return warehouse_sql(query, params)

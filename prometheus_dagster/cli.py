@@ -1,8 +1,9 @@
-"""Command line: ``python -m prometheus_dagster.cli {setup-home,demo,ui}``.
+"""Command line: ``python -m prometheus_dagster.cli {setup-home,demo,brief,ui,sql}``.
 
 ``setup-home`` prepares $PROMETHEUS_HOME and $DAGSTER_HOME (copies the instance's dagster.yaml);
 ``demo`` runs the main job on the embedded market and prints where to look; ``ui`` starts the
-Dagster and MLflow web UIs on the loopback interface.
+Dagster and MLflow web UIs on the loopback interface; ``sql`` queries the warehouse (read-only, on
+a short-lived connection that takes turns with the pipeline).
 """
 
 from __future__ import annotations
@@ -125,6 +126,32 @@ def _cmd_ui(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_sql(args: argparse.Namespace) -> int:
+    """Run read-only SQL on the warehouse and print the result; safe while the pipeline runs."""
+    import pandas as pd
+
+    from prometheus_dagster.core.errors import PrometheusError
+    from prometheus_dagster.resources.warehouse import sql
+
+    query = sys.stdin.read() if args.query == "-" else args.query
+    if not query.strip():
+        print("error: no SQL given", file=sys.stderr)
+        return 2
+    try:
+        result = sql(query)
+    except PrometheusError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    if args.csv:
+        result.to_csv(sys.stdout, index=False)
+        return 0
+    with pd.option_context("display.width", 200, "display.max_colwidth", 60):
+        print(result.head(args.max_rows).to_string(index=False))
+    if len(result) > args.max_rows:
+        print(f"({len(result)} rows; --max-rows or --csv shows more)")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="prometheus")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -143,6 +170,13 @@ def main(argv: list[str] | None = None) -> int:
     ui.add_argument("--dagster-port", type=int, default=3000)
     ui.add_argument("--mlflow-port", type=int, default=5000)
     ui.set_defaults(func=_cmd_ui)
+    query = sub.add_parser(
+        "sql", help="run read-only SQL on the warehouse (safe while the pipeline runs)")
+    query.add_argument("query", help='SQL such as "select * from prices_daily limit 5" '
+                                     '(- reads it from stdin)')
+    query.add_argument("--csv", action="store_true", help="print every row as CSV")
+    query.add_argument("--max-rows", type=int, default=40, help="rows shown in the table (40)")
+    query.set_defaults(func=_cmd_sql)
     args = parser.parse_args(argv)
     return int(args.func(args))
 

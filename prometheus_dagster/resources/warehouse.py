@@ -13,6 +13,12 @@ Guarantees, on both backends:
   time open its file, so every DuckDB operation (reads included) holds a cross-process file lock
   (``<file>.lock``) for the whole short-lived connect/work/close cycle. PostgreSQL writers take a
   transaction-scoped advisory lock per table, and DDL runs under a global advisory lock.
+* Researchers query through :func:`sql` (``prometheus_dagster.sql``, ``cli sql``): read-only,
+  one short-lived connection per query under the same lock, so a query never makes a pipeline
+  write fail. A program that opens the DuckDB file itself (a ``duckdb`` shell) is waited for up
+  to 60 s, then named by PID and command line in the error. Errors caused by permissions, a
+  read-only filesystem or a full disk say so (``warehouse_errors``); a write that fails on a full
+  disk leaves no empty ``.wal`` file behind.
 * Tables are created on first write from their schema; a column the schema declares but the
   table lacks is added (nullable). Nothing is ever dropped.
 
@@ -46,15 +52,23 @@ from prometheus_dagster.core.schemas import (
     get_schema,
     validate_frame,
 )
+from prometheus_dagster.resources.warehouse_errors import (
+    cause_hint,
+    held_open_message,
+    is_lock_conflict,
+    lock_file_holders,
+)
 
-__all__ = ["Between", "Warehouse", "between"]
+__all__ = ["Between", "Warehouse", "between", "sql"]
 
 DEFAULT_LOCK_TIMEOUT_S = 600.0
 """How long an operation waits for the DuckDB file lock (or a PostgreSQL lock) before failing."""
 LOCK_TIMEOUT_ENV = "PROMETHEUS_WAREHOUSE_LOCK_TIMEOUT"
 URL_ENV = "PROMETHEUS_WAREHOUSE_URL"
 
-_DUCKDB_CONNECT_RETRIES = 25  # defence in depth against a process that opens the file unlocked
+_FOREIGN_HOLDER_WAIT_S = 60.0
+"""How long (at most; never longer than the lock timeout) an operation waits for a program
+outside the warehouse (a ``duckdb`` shell, a notebook's own connection) to close the file."""
 _PG_DDL_LOCK = (80_417, 0)  # advisory lock (class, object) serialising DDL
 _PG_TABLE_LOCK_CLASS = 80_418  # advisory lock class of per-table write locks
 _PG_PAGE_SIZE = 2_000
@@ -436,13 +450,18 @@ class _DuckDBSession(_Session):
             return 0
         cols = ", ".join(_ident(c) for c in schema.column_names)
         self.con.register("_prometheus_frame", _arrow_table(schema, frame))
+        conflict = " ON CONFLICT DO NOTHING" if ignore_conflicts else ""
         try:
-            conflict = " ON CONFLICT DO NOTHING" if ignore_conflicts else ""
             row = self.con.execute(
                 f"INSERT INTO {table} ({cols}) SELECT {cols} FROM _prometheus_frame{conflict}"
             ).fetchone()
-        finally:
-            self.con.unregister("_prometheus_frame")
+        except BaseException:
+            # After a failed statement the transaction is aborted and unregister fails too;
+            # its error must not hide the real one (a full disk, a broken constraint).
+            with contextlib.suppress(Exception):
+                self.con.unregister("_prometheus_frame")
+            raise
+        self.con.unregister("_prometheus_frame")
         return int(row[0]) if row else len(frame)
 
 
@@ -538,37 +557,70 @@ class _DuckDBBackend(_Backend):
     def exists(self) -> bool:
         return self.path.exists()
 
+    @property
+    def wal_path(self) -> Path:
+        return Path(str(self.path) + ".wal")
+
     def _connect(self, read_only: bool) -> Any:
+        """Open the file; a program outside the warehouse that holds it (it does not take the
+        lock file) is waited for, briefly, then named in the error."""
         import duckdb
 
+        started = time.monotonic()
+        budget = min(self.lock_timeout, _FOREIGN_HOLDER_WAIT_S)
         delay = 0.05
-        for attempt in range(_DUCKDB_CONNECT_RETRIES):
+        while True:
             try:
                 return duckdb.connect(str(self.path), read_only=read_only)
-            except duckdb.IOException as exc:
-                text = str(exc).lower()
-                if "lock" not in text or attempt == _DUCKDB_CONNECT_RETRIES - 1:
-                    raise WarehouseError(
-                        f"cannot open the DuckDB warehouse {self.path}: {exc}. Another program "
-                        "(a `duckdb` shell, a notebook) may hold it open; close it and retry."
-                    ) from exc
-                time.sleep(delay)
-                delay = min(delay * 2, 2.0)
-        raise AssertionError("unreachable")
+            except duckdb.Error as exc:
+                waited = time.monotonic() - started
+                if is_lock_conflict(exc):
+                    if waited + delay <= budget:
+                        time.sleep(delay)
+                        delay = min(delay * 2, 2.0)
+                        continue
+                    raise WarehouseError(held_open_message(self.path, exc, waited)) from exc
+                hint = cause_hint(self.path, exc)
+                raise WarehouseError(
+                    f"cannot open the DuckDB warehouse {self.path}: {exc}"
+                    + (f". {hint}" if hint else "")
+                ) from exc
+
+    def _drop_empty_wal(self) -> None:
+        """A write that failed at commit (a full disk) can leave an empty ``.wal`` behind.
+        Opening and closing the database lets DuckDB itself remove it; this runs under the lock
+        file, and DuckDB's own file lock keeps it away from a file another program has open."""
+        try:
+            if self.wal_path.stat().st_size:
+                return
+        except OSError:
+            return
+        import duckdb
+
+        with contextlib.suppress(duckdb.Error, OSError):
+            duckdb.connect(str(self.path)).close()
 
     @contextlib.contextmanager
     def session(self, *, read_only: bool = False) -> Iterator[_Session]:
         from filelock import FileLock, Timeout
 
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         lock = FileLock(str(self.lock_path), timeout=self.lock_timeout, poll_interval=0.01)
         try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
             lock.acquire()
         except Timeout as exc:
+            holders = lock_file_holders(self.lock_path)
+            who = ("; holding it: " + ", ".join(str(h) for h in holders)) if holders else ""
             raise WarehouseError(
                 f"timed out after {self.lock_timeout:g}s waiting for the warehouse lock "
-                f"{self.lock_path}: another process kept the DuckDB warehouse busy. Raise the "
-                f"timeout with {LOCK_TIMEOUT_ENV} or ?lock_timeout= in the warehouse URL."
+                f"{self.lock_path}: another process kept the DuckDB warehouse busy{who}. Raise "
+                f"the timeout with {LOCK_TIMEOUT_ENV} or ?lock_timeout= in the warehouse URL."
+            ) from exc
+        except OSError as exc:
+            hint = cause_hint(self.lock_path, exc)
+            raise WarehouseError(
+                f"cannot use the DuckDB warehouse {self.path}: {exc}"
+                + (f". {hint}" if hint else "")
             ) from exc
         try:
             con = self._connect(read_only)
@@ -578,6 +630,8 @@ class _DuckDBBackend(_Backend):
                 yield _DuckDBSession(con)
             finally:
                 con.close()
+                if not read_only:
+                    self._drop_empty_wal()
         finally:
             lock.release()
 
@@ -795,7 +849,15 @@ class Warehouse:
         except PrometheusError:
             raise
         except Exception as exc:
-            raise WarehouseError(f"{self.backend} warehouse: cannot {what}: {exc}") from exc
+            raise WarehouseError(
+                f"{self.backend} warehouse: cannot {what}: {exc}{self._hint(exc)}"
+            ) from exc
+
+    def _hint(self, exc: BaseException) -> str:
+        """What to do about a permission, read-only filesystem or full disk cause (DuckDB)."""
+        path = self.path
+        hint = cause_hint(path, exc) if path is not None else None
+        return f". {hint}" if hint else ""
 
     # -- writes ------------------------------------------------------------------------------------
     def _write(self, schema: TableSchema, frame: pd.DataFrame, *,
@@ -823,7 +885,7 @@ class Warehouse:
                 raise WarehouseError(
                     f"{self.backend} warehouse: writing {len(frame)} row(s) to "
                     f"{schema.qualified_name} ({mode}, {slice_}) failed and was rolled back; "
-                    f"the previous rows are unchanged: {exc}"
+                    f"the previous rows are unchanged: {exc}{self._hint(exc)}"
                 ) from exc
         return written
 
@@ -978,3 +1040,12 @@ class Warehouse:
             out = s.fetch_frame(sql, params)
             s.commit()
         return out
+
+
+def sql(query: str, params: Sequence[Any] | None = None) -> pd.DataFrame:
+    """Run read-only SQL on the default warehouse (``$PROMETHEUS_WAREHOUSE_URL`` or the DuckDB
+    file under PROMETHEUS_HOME) and return a DataFrame: the way to query while the pipeline runs.
+    Each call opens and closes its own connection and takes turns with the pipeline's writes
+    (the DuckDB lock file), so it never makes a pipeline step fail and waits at most for the
+    write in progress. Unqualified table names resolve to the ``main`` namespace."""
+    return Warehouse.default().query(query, params)

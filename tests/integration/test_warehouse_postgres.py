@@ -20,6 +20,7 @@ import pytest
 from prometheus_dagster.core.errors import WarehouseError
 from prometheus_dagster.resources.warehouse import Warehouse
 from tests.integration.test_warehouse_concurrency import run_concurrent_writers
+from tests.integration.test_warehouse_readers import run_readers_during_writers
 from tests.unit.test_warehouse import EVENTS, WarehouseContract, events
 
 pytestmark = pytest.mark.postgres
@@ -73,6 +74,11 @@ class TestPostgresWarehouse(WarehouseContract):
 def test_four_processes_write_postgres(pg_prefix: str) -> None:
     elapsed = run_concurrent_writers(_url(pg_prefix))
     assert elapsed < 120
+
+
+def test_readers_never_break_postgres_writers(pg_prefix: str) -> None:
+    """``prometheus_dagster.sql`` and ``cli sql`` on PostgreSQL while four processes write."""
+    run_readers_during_writers(_url(pg_prefix))
 
 
 def test_schemas_are_isolated(pg_prefix: str) -> None:
