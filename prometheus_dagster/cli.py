@@ -12,6 +12,7 @@ import argparse
 import os
 import shutil
 import sys
+import time
 from pathlib import Path
 
 from prometheus_dagster.core.paths import REPO_ROOT, prometheus_home
@@ -120,9 +121,10 @@ def _cmd_ui(args: argparse.Namespace) -> int:
             reason = f"received {stop}"
         finally:
             print(f"stopping the UIs ({reason or 'launcher error'})...", flush=True)
+            started = time.monotonic()
             killed = services.stop()
-            note = f" ({len(killed)} process(es) needed SIGKILL)" if killed else ""
-            print(f"UIs stopped{note}.", flush=True)
+            note = f"; {len(killed)} process(es) needed SIGKILL" if killed else ""
+            print(f"UIs stopped in {time.monotonic() - started:.1f}s{note}.", flush=True)
     return 0
 
 

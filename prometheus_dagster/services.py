@@ -4,9 +4,8 @@ Each service starts in its own session, so a terminal's Ctrl-C reaches only the 
 then stops every service in order. ``dagster dev`` and ``mlflow server`` start their own children
 (webserver, daemon, code servers; uvicorn workers, job consumers); a child whose parent exits
 first is re-parented and would outlive a plain ``kill`` of the service. So :meth:`stop` records
-every process of each service's session and descendant tree first, asks the service leaders to
-stop (SIGTERM, which they pass on), then sends SIGTERM and finally SIGKILL to whatever of that
-record is still running.
+every process of each service's session and descendant tree first, sends SIGTERM to all of them
+at once, and SIGKILL to whatever of that record still runs after a grace period.
 
 The launcher stops on SIGINT, SIGTERM and SIGHUP alike, when a service exits, and when its own
 parent goes away (``make`` killed without forwarding the signal).
@@ -103,39 +102,44 @@ class ServiceGroup:
                     found.setdefault(candidate.pid, candidate)
         return list(found.values())
 
-    def stop(self, grace_s: float = 10.0, term_s: float = 3.0) -> list[int]:
+    def stop(self, grace_s: float = 10.0, orphan_grace_s: float = 2.0,
+             kill_wait_s: float = 3.0) -> list[int]:
         """Stop every service and all its processes; returns the pids that needed SIGKILL.
-        Leaders get SIGTERM and ``grace_s`` to stop their children, stragglers SIGTERM and
-        ``term_s``, then SIGKILL."""
+        Every recorded process gets SIGTERM at once (as a terminal's Ctrl-C reaches a whole
+        foreground job), then ``grace_s`` to exit, or ``orphan_grace_s`` once the service
+        leaders are gone (nothing coordinates their children's shutdown any more); whatever is
+        left gets SIGKILL."""
         with stop_signals_ignored():
             tracked = {p.pid: p for p in self.processes()}
             for proc in self.procs:
-                if proc.poll() is None:
-                    with contextlib.suppress(ProcessLookupError):
-                        proc.send_signal(signal.SIGTERM)
-            alive = self._wait(tracked, grace_s)
-            if alive:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(proc.pid, signal.SIGTERM)  # the leader's process group
+            for p in tracked.values():  # and any that left the group
+                with contextlib.suppress(psutil.Error):
+                    p.terminate()
+            alive = self._wait(tracked, grace_s, orphan_grace_s)
+            if alive:  # started during shutdown?
                 tracked.update({p.pid: p for p in self.processes()})
-                for p in alive:
-                    with contextlib.suppress(psutil.Error):
-                        p.terminate()
-                alive = self._wait(tracked, term_s)
+                alive = [p for p in tracked.values() if _running(p)]
             killed = []
             for p in alive:
                 with contextlib.suppress(psutil.Error):
                     p.kill()
                     killed.append(p.pid)
-            self._wait(tracked, term_s)
+            self._wait(tracked, kill_wait_s)
             for proc in self.procs:  # reap the direct children
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     proc.wait(timeout=1)
         return killed
 
-    def _wait(self, tracked: dict[int, psutil.Process], timeout: float) -> list[psutil.Process]:
+    def _wait(self, tracked: dict[int, psutil.Process], timeout: float,
+              orphan_grace_s: float | None = None) -> list[psutil.Process]:
         deadline = time.monotonic() + timeout
         while True:
-            for proc in self.procs:
-                proc.poll()  # reap exited direct children, so they do not linger as zombies
+            leaders_gone = all(proc.poll() is not None for proc in self.procs)  # also reaps
+            if leaders_gone and orphan_grace_s is not None:
+                deadline = min(deadline, time.monotonic() + orphan_grace_s)
+                orphan_grace_s = None
             alive = [p for p in tracked.values() if _running(p)]
             if not alive or time.monotonic() >= deadline:
                 return alive

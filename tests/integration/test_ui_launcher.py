@@ -108,7 +108,9 @@ def test_stop_signal_ends_every_ui_process(signum: int, tmp_path: Path) -> None:
                                                                (time.monotonic() - started)))
         assert not _alive(left), f"left running: {_describe(left)}\n{log.read_text()[-3000:]}"
         assert not _port_in_use(dagster_port) and not _port_in_use(mlflow_port)
-        assert "UIs stopped" in log.read_text()
+        stopped = [line for line in log.read_text().splitlines() if "UIs stopped" in line]
+        assert stopped, log.read_text()[-3000:]
+        print(f"{len(tree)} processes; {stopped[-1]}")
     finally:
         for p in _alive(tree) + _alive([psutil.Process(launcher.pid)] if launcher.poll() is None
                                        else []):
