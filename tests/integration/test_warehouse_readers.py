@@ -108,6 +108,7 @@ def test_readers_never_break_four_duckdb_writers(tmp_path: Path) -> None:
     print(figures)
 
 
+@pytest.mark.slow
 def test_readers_never_break_a_backfill(tmp_path: Path) -> None:
     """The real ingestion assets of one market, partition after partition (as a backfill of
     per-partition runs launches them), while researchers query the same DuckDB file."""
