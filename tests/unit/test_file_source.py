@@ -327,6 +327,41 @@ def test_unparsable_date_fails_every_fetch(full_copy):
             src.fetch("prices_daily", "US_EQ", start, end)
 
 
+@pytest.mark.parametrize("stamp", ["2024-02-05T23:30:00-05:00", "2024-02-05 10:00"])
+def test_timestamp_in_a_date_column_is_refused_not_moved_to_another_day(full_copy, stamp):
+    path = full_copy / "prices_daily" / "2024-02.csv"
+    _edit_line(path, 15, "EQUITY:BETA,2024-02-05,", f"EQUITY:BETA,{stamp},")
+    src = FileSource(full_copy)
+    for start, end in (("2024-02-05", "2024-02-05"), ("2024-02-06", "2024-02-06")):
+        with pytest.raises(SourceError) as err:
+            src.fetch("prices_daily", "US_EQ", start, end)
+        assert str(err.value) == (
+            f"{path}: line 15: column 'date' value '{stamp}' is a timestamp, not a date (rule: "
+            "a date column holds YYYY-MM-DD without a time of day or time-zone offset; give "
+            "the market's session date)")
+    # midnight on the value's own clock is that date
+    _edit_line(path, 15, f"EQUITY:BETA,{stamp},", "EQUITY:BETA,2024-02-05T00:00:00Z,")
+    day = FileSource(full_copy).fetch("prices_daily", "US_EQ", "2024-02-05", "2024-02-05")
+    assert len(day) == 6 and "EQUITY:BETA" in set(day["instrument_id"])
+
+
+def test_parquet_timestamps_in_a_date_column(full_copy):
+    folder = full_copy / "prices_daily"
+    df = pd.read_csv(folder / "2024-02.csv")
+    (folder / "2024-02.csv").unlink()
+    # local midnight in Tokyo is 15:00 UTC the day before: the date is Tokyo's, not UTC's
+    df["date"] = pd.to_datetime(df["date"]).dt.tz_localize("Asia/Tokyo")
+    df.to_parquet(folder / "2024-02.parquet", index=False)
+    day = FileSource(full_copy).fetch("prices_daily", "US_EQ", "2024-02-05", "2024-02-05")
+    assert len(day) == 6 and set(day["date"]) == {pd.Timestamp("2024-02-05")}
+    df.loc[14, "date"] = df.loc[14, "date"] + pd.Timedelta(hours=23, minutes=30)
+    df.to_parquet(folder / "2024-02.parquet", index=False)
+    with pytest.raises(SourceError, match=r"2024-02\.parquet: row 15: column 'date' value "
+                                          r"Timestamp\('2024-02-05 23:30:00\+0900'.*is a "
+                                          r"timestamp, not a date"):
+        FileSource(full_copy).fetch("prices_daily", "US_EQ", "2024-02-05", "2024-02-05")
+
+
 def test_instrument_unknown_to_instruments(full_copy):
     path = full_copy / "prices_daily" / "2024-03.csv"
     lines = path.read_text().splitlines()

@@ -70,6 +70,8 @@ def test_clean_prices_pass():
     ("currency", None, "required", "column 'currency' is empty"),
     ("close", "abc", "type", "column 'close' value 'abc' is not a number"),
     ("date", "2024-13-01", "type", "column 'date' value '2024-13-01' is not a date"),
+    ("date", "2024-02-05T23:30:00-05:00", "type",
+     "column 'date' value '2024-02-05T23:30:00-05:00' is a timestamp, not a date"),
 ])
 def test_each_price_error_rule(column, value, rule, detail):
     df = prices(3, instruments=("EQUITY:AAA",))

@@ -273,8 +273,8 @@ class FileSource:
                 for i in np.flatnonzero(res.bad.to_numpy()):
                     r = int(rows.iloc[i])
                     defects.append((r, f"{_at(path, r)}: column {name!r} value "
-                                       f"{describe_value(raw[name].iloc[i])} is not "
-                                       f"{res.expected}"))
+                                       f"{describe_value(raw[name].iloc[i])} "
+                                       f"{res.problem(int(i))}"))
         frame = pd.DataFrame(out, index=raw.index)
         frame[SOURCE_FILE] = raw[SOURCE_FILE]
         frame[SOURCE_ROW] = rows

@@ -423,6 +423,7 @@ def check_staged(table: str, df: pd.DataFrame, *, expected_instruments: int | No
     # 2. types: convert what converts; values that do not are errors (and missing afterwards)
     work_cols: dict[str, pd.Series] = {}
     bad_type: dict[str, np.ndarray] = {}
+    coerced: dict[str, Any] = {}
     positional = raw.reset_index(drop=True)
     for c in schema.columns:
         if c.name in positional.columns:
@@ -430,19 +431,18 @@ def check_staged(table: str, df: pd.DataFrame, *, expected_instruments: int | No
             work_cols[c.name] = res.values.reset_index(drop=True)
             if res.any_bad:
                 bad_type[c.name] = np.flatnonzero(res.bad.to_numpy())
+                coerced[c.name] = res
         else:
             work_cols[c.name] = coerce_column(
                 c, pd.Series([None] * n, dtype=object)).values.reset_index(drop=True)
     work = pd.DataFrame(work_cols)
     ctx = _Ctx(schema, raw, work)
     for name, positions in bad_type.items():
-        col = schema.column(name)
-        expected = coerce_column(col, pd.Series([], dtype=object)).expected
         for pos in positions:
             value = positional[name].iat[pos]
             report.errors.append(ctx.issue(
-                "type", int(pos), f"column {name!r} value {describe_value(value)} is not "
-                f"{expected}", name))
+                "type", int(pos), f"column {name!r} value {describe_value(value)} "
+                f"{coerced[name].problem(int(pos))}", name))
 
     # 3. the generated great-expectations suite
     rules = [r for r in suite_rules(schema)
