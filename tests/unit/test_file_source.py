@@ -234,9 +234,85 @@ def test_unparsable_parquet(tmp_path):
     shutil.copytree(INDEX_ONLY, root)
     (root / "prices_daily.parquet").write_bytes(b"PAR1 this is not parquet")
     src = FileSource(root)
-    with pytest.raises(SourceError, match=r"prices_daily\.parquet: cannot parse Parquet file"):
+    with pytest.raises(SourceError) as err:
         src.fetch("prices_daily", "US_EQ", "2023-01-01", "2023-01-31")
+    assert str(err.value) == (
+        f"{root / 'prices_daily.parquet'}: byte 20: cannot parse Parquet file: rule Parquet "
+        "footer failed: the file ends with b'quet' instead of the Parquet magic bytes b'PAR1'; "
+        "it is truncated or damaged")
+    assert err.value.__cause__ is None and err.value.__suppress_context__
     assert len(src.fetch("macro_time_series", None, "2023-01-01", "2023-01-31")) > 0
+
+
+# --- files the readers cannot decode: the file, where in it, and the rule ------------------------
+@pytest.mark.parametrize("name, rule", [
+    ("2024-02.csv", "rule CSV header line failed: the file is empty (0 bytes)"),
+    ("2024-02.parquet", "rule Parquet file format failed: the file is empty (0 bytes)"),
+])
+def test_empty_file_names_the_file_and_rule(full_copy, name, rule):
+    folder = full_copy / "prices_daily"
+    (folder / "2024-02.csv").unlink()
+    (folder / name).write_bytes(b"")
+    with pytest.raises(SourceError) as err:
+        FileSource(full_copy).fetch("prices_daily", "US_EQ", "2024-01-02", "2024-01-02")
+    assert str(err.value).startswith(f"{folder / name}: cannot parse ")
+    assert rule in str(err.value)
+
+
+def test_latin1_file_names_line_and_byte(full_copy):
+    path = full_copy / "prices_daily" / "2024-02.csv"
+    text = path.read_text().replace("EQUITY:BETA,2024-02-05", "EQUITY:BÉTA,2024-02-05")
+    data = text.encode("latin-1")
+    path.write_bytes(data)
+    offset = data.index(b"\xc9")
+    line = data[:offset].count(b"\n") + 1
+    with pytest.raises(SourceError) as err:
+        FileSource(full_copy).fetch("prices_daily", "US_EQ", "2024-03-01", "2024-03-01")
+    assert str(err.value).startswith(
+        f"{path}: line {line} (byte {offset}): cannot parse CSV file: rule UTF-8 text failed: "
+        "byte 0xc9 is not valid UTF-8")
+    assert line == 15 and "save it as UTF-8" in str(err.value)
+
+
+def _prices_parquet(root: Path) -> tuple[Path, bytes]:
+    folder = root / "prices_daily"
+    df = pd.read_csv(folder / "2024-02.csv")
+    (folder / "2024-02.csv").unlink()
+    path = folder / "2024-02.parquet"
+    df.to_parquet(path, index=False, compression="snappy")
+    return path, path.read_bytes()
+
+
+def test_truncated_parquet_names_the_footer_offset(full_copy):
+    path, data = _prices_parquet(full_copy)
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(SourceError) as err:
+        FileSource(full_copy).fetch("prices_daily", "US_EQ", "2024-01-02", "2024-01-02")
+    assert str(err.value).startswith(
+        f"{path}: byte {len(data) // 2 - 4}: cannot parse Parquet file: rule Parquet footer "
+        "failed: the file ends with ")
+
+
+def test_corrupt_parquet_data_names_row_group_column_and_bytes(full_copy):
+    import pyarrow.parquet as pq
+
+    path, data = _prices_parquet(full_copy)
+    chunk = pq.ParquetFile(path).metadata.row_group(0).column(5)
+    assert chunk.path_in_schema == "close" and chunk.has_dictionary_page
+    start, end = chunk.dictionary_page_offset, chunk.data_page_offset
+    damaged = bytearray(data)
+    middle = (start + end) // 2
+    damaged[middle:middle + 8] = b"\xff" * 8  # inside the compressed dictionary page
+    path.write_bytes(bytes(damaged))
+    with pytest.raises(OSError, match="Corrupt snappy compressed data"):
+        pd.read_parquet(path)  # what the reader alone says
+    with pytest.raises(SourceError) as err:
+        FileSource(full_copy).fetch("prices_daily", "US_EQ", "2024-01-02", "2024-01-02")
+    assert str(err.value) == (
+        f"{path}: row group 0 (rows 1-120), column 'close' (bytes {start}-"
+        f"{start + chunk.total_compressed_size - 1}): cannot parse Parquet file: rule Parquet "
+        "data intact failed: Corrupt snappy compressed data; the file is damaged, write it "
+        "again")
 
 
 def test_missing_required_column(full_copy):
