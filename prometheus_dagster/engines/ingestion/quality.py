@@ -501,6 +501,7 @@ def check_staged(table: str, df: pd.DataFrame, *, expected_instruments: int | No
 
     # 4. errors in context: implausible moves, deliveries that would delete stored rows
     actions = _actions(corporate_actions)
+    both = None  # prices: staged rows after the history, per instrument
     if schema.name == "prices_daily" and n:
         both = _combined(work, history, schema, ["instrument_id"], "date")
         report.errors += _implausible_moves(ctx, both, limits.max_daily_move, actions)
@@ -511,7 +512,7 @@ def check_staged(table: str, df: pd.DataFrame, *, expected_instruments: int | No
 
     # 5. warnings in context
     if n or expected_instruments:
-        report.warnings += _warnings(ctx, schema, work, history, expected_instruments)
+        report.warnings += _warnings(ctx, schema, work, history, expected_instruments, both)
     report.errors.sort(key=lambda i: (i.file or "", i.row or 0))
     return report
 
@@ -708,11 +709,13 @@ def _combined(work: pd.DataFrame, history: pd.DataFrame | None, schema: TableSch
 
 
 def _warnings(ctx: _Ctx, schema: TableSchema, work: pd.DataFrame,
-              history: pd.DataFrame | None, expected: int | None) -> list[QualityIssue]:
+              history: pd.DataFrame | None, expected: int | None,
+              both: pd.DataFrame | None = None) -> list[QualityIssue]:
     out: list[QualityIssue] = []
     if schema.name == "prices_daily":
         if len(work):
-            both = _combined(work, history, schema, ["instrument_id"], "date")
+            if both is None:
+                both = _combined(work, history, schema, ["instrument_id"], "date")
             out += _return_outliers(ctx, both)
             out += _stale_prices(ctx, both)
         if expected:
