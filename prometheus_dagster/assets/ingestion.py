@@ -5,9 +5,14 @@ Every (market, date, table) is a unit: the staged batch is fetched, validated by
 great-expectations suite of its table, and only the dates that pass are swapped in, in one
 transaction. A date that fails keeps its previous rows, is logged FAILED in ``ingestion_runs``,
 fails the blocking ``quality`` check and so stops everything downstream.
+
+The gate also sees what is stored: a date whose new delivery would delete all of its stored rows
+(or most of its instruments) fails unless ``quality.allow_row_loss`` is set in the ingestion
+config or the run carries the tag ``prometheus/allow_row_loss=true``.
 """
 
 
+import dataclasses
 import json
 import uuid
 from collections.abc import Iterator
@@ -29,9 +34,10 @@ from prometheus_dagster.assets.common import register_config, run_dates
 from prometheus_dagster.core.calendars import GLOBAL, trading_calendar
 from prometheus_dagster.core.config import load_engine_config
 from prometheus_dagster.core.errors import DataQualityError, DataSchemaError, SourceError
-from prometheus_dagster.core.ingestion_config import ingestion_config
+from prometheus_dagster.core.ingestion_config import ALLOW_ROW_LOSS_TAG, ingestion_config
 from prometheus_dagster.core.partitions import partitions_def_for
 from prometheus_dagster.core.schemas import get_schema
+from prometheus_dagster.engines.ingestion.quality import GateLimits
 from prometheus_dagster.resources.io_manager import WarehouseResource
 from prometheus_dagster.resources.mlflow_tracking import MlflowTracking
 from prometheus_dagster.resources.sources import SourceResource
@@ -49,7 +55,10 @@ def _now() -> pd.Timestamp:
 
 
 def _issue_date(issue, staged: pd.DataFrame, date_col: str) -> pd.Timestamp | None:
-    """The date of the staged row an issue points at (None when it names no row)."""
+    """The date an issue concerns: its own (a whole-date issue) or its staged row's (None when
+    it names neither)."""
+    if getattr(issue, "date", None) is not None:
+        return pd.Timestamp(issue.date).normalize()
     index = getattr(issue, "index", None)
     if index is None or index not in staged.index:
         return None
@@ -63,6 +72,40 @@ def _history(warehouse: Warehouse, table: str, market_id: str | None, first: pd.
     start = trading_calendar(market_id).previous_trading_day(first, sessions)
     end = trading_calendar(market_id).previous_trading_day(first, 1)
     return warehouse.read_partitions(table, market_id=market_id, start=start, end=end)
+
+
+def _stored_keys(warehouse: Warehouse, table: str, market_id: str | None,
+                 dates: list[pd.Timestamp]) -> pd.DataFrame:
+    """Partition and key columns of the rows stored now for ``dates`` (what a write replaces)."""
+    schema = get_schema(table)
+    part = schema.partition_column
+    columns = [part, *[k for k in schema.primary_key if k != part]]
+    return warehouse.read_partitions(table, market_id=market_id, dates=dates, columns=columns)
+
+
+def _corporate_actions(source, warehouse: Warehouse, market_id: str,
+                       dates: list[pd.Timestamp]) -> pd.DataFrame:
+    """SPLITs and DELISTINGs known up to the run's last date: stored ones, plus those of the
+    same delivery for the run's dates (its corporate_actions may not be ingested yet)."""
+    cols = ["instrument_id", "date", "action_type"]
+    stored = warehouse.read_partitions(
+        "corporate_actions", market_id=market_id, end=dates[-1], columns=cols,
+        extra={"action_type": ["SPLIT", "DELISTING"]})
+    try:
+        fresh = source.fetch("corporate_actions", market_id, dates[0].date(), dates[-1].date())
+    except (SourceError, DataSchemaError):
+        return stored  # the corporate_actions asset reports its own defects
+    return pd.concat([stored, fresh[cols]], ignore_index=True) if len(fresh) else stored
+
+
+def gate_limits(context: AssetExecutionContext | None = None) -> GateLimits:
+    """The configurable limits of the quality gate; the run tag ``prometheus/allow_row_loss``
+    (true) accepts row loss for that run only."""
+    limits = GateLimits(**ingestion_config().quality.model_dump())
+    tags = context.run.tags if context is not None else {}
+    if str(tags.get(ALLOW_ROW_LOSS_TAG, "")).strip().lower() == "true":
+        limits = dataclasses.replace(limits, allow_row_loss=True)
+    return limits
 
 
 def _run_rows(context: AssetExecutionContext, source_name: str, table: str, market: str,
@@ -98,8 +141,10 @@ def ingest_unit_batch(
     warehouse: Warehouse,
     history_sessions: int,
     mlflow: MlflowTracking | None = None,
+    limits: GateLimits | None = None,
 ) -> Iterator[AssetCheckResult | MaterializeResult]:
-    """Fetch, validate and swap in the units (dates) of this run; see the module docstring."""
+    """Fetch, validate and swap in the units (dates) of this run; see the module docstring.
+    ``limits``: the gate's limits (default: the ingestion config and the run's tags)."""
     from prometheus_dagster.engines.ingestion.quality import check_staged
     from prometheus_dagster.engines.ingestion.sources import strip_provenance
 
@@ -134,7 +179,11 @@ def ingest_unit_batch(
         staged = staged[~stray].reset_index(drop=True)
         staged_dates = staged_dates[~stray].reset_index(drop=True)
     history = _history(warehouse, table, market_id, dates[0], history_sessions)
-    report = check_staged(table, staged, history=history)
+    actions = (_corporate_actions(source, warehouse, market_id, dates)
+               if table == "prices_daily" and market_id is not None else None)
+    report = check_staged(table, staged, history=history, limits=limits or gate_limits(context),
+                          corporate_actions=actions,
+                          stored=_stored_keys(warehouse, table, market_id, dates))
     for issue in report.errors:
         day = _issue_date(issue, staged, date_col)
         for d in [day] if day is not None else dates:  # an issue with no row fails every date

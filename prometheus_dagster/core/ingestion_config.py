@@ -6,7 +6,20 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from prometheus_dagster.core.config import VersionedConfig, register_config_model
+from prometheus_dagster.core.config import StrictModel, VersionedConfig, register_config_model
+
+# Run tag that accepts, for one run, deliveries that would delete stored rows.
+ALLOW_ROW_LOSS_TAG = "prometheus/allow_row_loss"
+
+
+class QualityGateConfig(StrictModel):
+    """Limits of the quality gate that are a matter of judgement (the rules of the data model
+    are fixed): implausible prices and deliveries that would erase stored rows."""
+
+    max_price: float = Field(1.0e9, gt=0)
+    max_daily_move: float = Field(50.0, gt=1)
+    max_instrument_loss: float = Field(0.5, ge=0, le=1)
+    allow_row_loss: bool = False
 
 
 @register_config_model("ingestion")
@@ -15,6 +28,7 @@ class IngestionConfig(VersionedConfig):
     files_root: str | None = None
     markets: list[str] = Field(default_factory=lambda: ["US_EQ", "EU_EQ", "FX_GLOB"])
     history_sessions: int = Field(21, ge=1, le=260)
+    quality: QualityGateConfig = Field(default_factory=QualityGateConfig)
 
     @field_validator("markets")
     @classmethod

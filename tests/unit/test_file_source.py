@@ -234,9 +234,85 @@ def test_unparsable_parquet(tmp_path):
     shutil.copytree(INDEX_ONLY, root)
     (root / "prices_daily.parquet").write_bytes(b"PAR1 this is not parquet")
     src = FileSource(root)
-    with pytest.raises(SourceError, match=r"prices_daily\.parquet: cannot parse Parquet file"):
+    with pytest.raises(SourceError) as err:
         src.fetch("prices_daily", "US_EQ", "2023-01-01", "2023-01-31")
+    assert str(err.value) == (
+        f"{root / 'prices_daily.parquet'}: byte 20: cannot parse Parquet file: rule Parquet "
+        "footer failed: the file ends with b'quet' instead of the Parquet magic bytes b'PAR1'; "
+        "it is truncated or damaged")
+    assert err.value.__cause__ is None and err.value.__suppress_context__
     assert len(src.fetch("macro_time_series", None, "2023-01-01", "2023-01-31")) > 0
+
+
+# --- files the readers cannot decode: the file, where in it, and the rule ------------------------
+@pytest.mark.parametrize("name, rule", [
+    ("2024-02.csv", "rule CSV header line failed: the file is empty (0 bytes)"),
+    ("2024-02.parquet", "rule Parquet file format failed: the file is empty (0 bytes)"),
+])
+def test_empty_file_names_the_file_and_rule(full_copy, name, rule):
+    folder = full_copy / "prices_daily"
+    (folder / "2024-02.csv").unlink()
+    (folder / name).write_bytes(b"")
+    with pytest.raises(SourceError) as err:
+        FileSource(full_copy).fetch("prices_daily", "US_EQ", "2024-01-02", "2024-01-02")
+    assert str(err.value).startswith(f"{folder / name}: cannot parse ")
+    assert rule in str(err.value)
+
+
+def test_latin1_file_names_line_and_byte(full_copy):
+    path = full_copy / "prices_daily" / "2024-02.csv"
+    text = path.read_text().replace("EQUITY:BETA,2024-02-05", "EQUITY:BÉTA,2024-02-05")
+    data = text.encode("latin-1")
+    path.write_bytes(data)
+    offset = data.index(b"\xc9")
+    line = data[:offset].count(b"\n") + 1
+    with pytest.raises(SourceError) as err:
+        FileSource(full_copy).fetch("prices_daily", "US_EQ", "2024-03-01", "2024-03-01")
+    assert str(err.value).startswith(
+        f"{path}: line {line} (byte {offset}): cannot parse CSV file: rule UTF-8 text failed: "
+        "byte 0xc9 is not valid UTF-8")
+    assert line == 15 and "save it as UTF-8" in str(err.value)
+
+
+def _prices_parquet(root: Path) -> tuple[Path, bytes]:
+    folder = root / "prices_daily"
+    df = pd.read_csv(folder / "2024-02.csv")
+    (folder / "2024-02.csv").unlink()
+    path = folder / "2024-02.parquet"
+    df.to_parquet(path, index=False, compression="snappy")
+    return path, path.read_bytes()
+
+
+def test_truncated_parquet_names_the_footer_offset(full_copy):
+    path, data = _prices_parquet(full_copy)
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(SourceError) as err:
+        FileSource(full_copy).fetch("prices_daily", "US_EQ", "2024-01-02", "2024-01-02")
+    assert str(err.value).startswith(
+        f"{path}: byte {len(data) // 2 - 4}: cannot parse Parquet file: rule Parquet footer "
+        "failed: the file ends with ")
+
+
+def test_corrupt_parquet_data_names_row_group_column_and_bytes(full_copy):
+    import pyarrow.parquet as pq
+
+    path, data = _prices_parquet(full_copy)
+    chunk = pq.ParquetFile(path).metadata.row_group(0).column(5)
+    assert chunk.path_in_schema == "close" and chunk.has_dictionary_page
+    start, end = chunk.dictionary_page_offset, chunk.data_page_offset
+    damaged = bytearray(data)
+    middle = (start + end) // 2
+    damaged[middle:middle + 8] = b"\xff" * 8  # inside the compressed dictionary page
+    path.write_bytes(bytes(damaged))
+    with pytest.raises(OSError, match="Corrupt snappy compressed data"):
+        pd.read_parquet(path)  # what the reader alone says
+    with pytest.raises(SourceError) as err:
+        FileSource(full_copy).fetch("prices_daily", "US_EQ", "2024-01-02", "2024-01-02")
+    assert str(err.value) == (
+        f"{path}: row group 0 (rows 1-120), column 'close' (bytes {start}-"
+        f"{start + chunk.total_compressed_size - 1}): cannot parse Parquet file: rule Parquet "
+        "data intact failed: Corrupt snappy compressed data; the file is damaged, write it "
+        "again")
 
 
 def test_missing_required_column(full_copy):
@@ -325,6 +401,41 @@ def test_unparsable_date_fails_every_fetch(full_copy):
         with pytest.raises(SourceError, match=r"2024-02\.csv: line 3: column 'date' value "
                                               r"'01/02/2024' is not a date \(YYYY-MM-DD\)"):
             src.fetch("prices_daily", "US_EQ", start, end)
+
+
+@pytest.mark.parametrize("stamp", ["2024-02-05T23:30:00-05:00", "2024-02-05 10:00"])
+def test_timestamp_in_a_date_column_is_refused_not_moved_to_another_day(full_copy, stamp):
+    path = full_copy / "prices_daily" / "2024-02.csv"
+    _edit_line(path, 15, "EQUITY:BETA,2024-02-05,", f"EQUITY:BETA,{stamp},")
+    src = FileSource(full_copy)
+    for start, end in (("2024-02-05", "2024-02-05"), ("2024-02-06", "2024-02-06")):
+        with pytest.raises(SourceError) as err:
+            src.fetch("prices_daily", "US_EQ", start, end)
+        assert str(err.value) == (
+            f"{path}: line 15: column 'date' value '{stamp}' is a timestamp, not a date (rule: "
+            "a date column holds YYYY-MM-DD without a time of day or time-zone offset; give "
+            "the market's session date)")
+    # midnight on the value's own clock is that date
+    _edit_line(path, 15, f"EQUITY:BETA,{stamp},", "EQUITY:BETA,2024-02-05T00:00:00Z,")
+    day = FileSource(full_copy).fetch("prices_daily", "US_EQ", "2024-02-05", "2024-02-05")
+    assert len(day) == 6 and "EQUITY:BETA" in set(day["instrument_id"])
+
+
+def test_parquet_timestamps_in_a_date_column(full_copy):
+    folder = full_copy / "prices_daily"
+    df = pd.read_csv(folder / "2024-02.csv")
+    (folder / "2024-02.csv").unlink()
+    # local midnight in Tokyo is 15:00 UTC the day before: the date is Tokyo's, not UTC's
+    df["date"] = pd.to_datetime(df["date"]).dt.tz_localize("Asia/Tokyo")
+    df.to_parquet(folder / "2024-02.parquet", index=False)
+    day = FileSource(full_copy).fetch("prices_daily", "US_EQ", "2024-02-05", "2024-02-05")
+    assert len(day) == 6 and set(day["date"]) == {pd.Timestamp("2024-02-05")}
+    df.loc[14, "date"] = df.loc[14, "date"] + pd.Timedelta(hours=23, minutes=30)
+    df.to_parquet(folder / "2024-02.parquet", index=False)
+    with pytest.raises(SourceError, match=r"2024-02\.parquet: row 15: column 'date' value "
+                                          r"Timestamp\('2024-02-05 23:30:00\+0900'.*is a "
+                                          r"timestamp, not a date"):
+        FileSource(full_copy).fetch("prices_daily", "US_EQ", "2024-02-05", "2024-02-05")
 
 
 def test_instrument_unknown_to_instruments(full_copy):

@@ -10,6 +10,7 @@ import pytest
 from prometheus_dagster.core.errors import DataQualityError
 from prometheus_dagster.core.schemas import get_schema
 from prometheus_dagster.engines.ingestion.quality import (
+    GateLimits,
     QualityReport,
     check_staged,
     suite_rules,
@@ -70,6 +71,8 @@ def test_clean_prices_pass():
     ("currency", None, "required", "column 'currency' is empty"),
     ("close", "abc", "type", "column 'close' value 'abc' is not a number"),
     ("date", "2024-13-01", "type", "column 'date' value '2024-13-01' is not a date"),
+    ("date", "2024-02-05T23:30:00-05:00", "type",
+     "column 'date' value '2024-02-05T23:30:00-05:00' is a timestamp, not a date"),
 ])
 def test_each_price_error_rule(column, value, rule, detail):
     df = prices(3, instruments=("EQUITY:AAA",))
@@ -255,6 +258,122 @@ def test_warnings_only_for_staged_rows():
     assert not any(w.index == 10 for w in report.warnings)
 
 
+# --- plausibility bounds (configurable) ---------------------------------------------------------
+PRICES = ["open", "high", "low", "close", "adjusted_close"]
+
+
+def test_absurd_price_fails_its_date_only():
+    df = prices(3)
+    df.loc[1, PRICES] = 1e308  # a consistent bar: every other rule holds
+    report = check_staged("prices_daily", df)
+    assert {i.index for i in report.errors} == {1}
+    bound = [i for i in report.errors if i.rule == "prices <= 1e+09"]
+    assert bound and "close=1e+308 is not <= 1e+09" in bound[0].message, report.summary()
+    assert bound[0].message.startswith("prices_daily row 2: rule prices <= 1e+09 failed: ")
+    # the bound is configurable
+    df.loc[1, PRICES] = 5e5
+    assert rules_hit(check_staged("prices_daily", df, limits=GateLimits(max_price=1e5))) >= {
+        "prices <= 100000"}
+    assert "prices <= 1e+09" not in rules_hit(check_staged("prices_daily", df))
+
+
+def test_1000x_jump_without_split_fails_with_history():
+    hist = prices(20, instruments=("EQUITY:AAA",), start="2024-01-01")
+    staged = prices(3, instruments=("EQUITY:AAA",), start="2024-02-01")
+    staged[PRICES] = hist["close"].iloc[-1]
+    staged.loc[0, ["high", "close", "adjusted_close"]] = hist["close"].iloc[-1] * 1000
+    report = check_staged("prices_daily", staged, history=hist)
+    [issue] = report.errors
+    assert issue.rule == "daily move <= 50x" and issue.index == 0 and issue.column == \
+        "adjusted_close"
+    assert "(x1000) since 2024-01-26, with no SPLIT of the instrument on this date" in \
+        issue.message
+    # the day after compares with the last plausible price, so it is not blamed as well
+    assert not [i for i in report.errors if i.index == 1]
+    # a looser bound lets it through (only the outlier warning remains)
+    loose = check_staged("prices_daily", staged, history=hist,
+                         limits=GateLimits(max_daily_move=2000))
+    assert loose.passed and rules_hit(loose, "WARN") == {"|return| <= 10 sigma"}
+
+
+def test_large_move_on_a_split_date_passes():
+    df = prices(4, instruments=("EQUITY:AAA",))
+    df.loc[2:, ["open", "high", "low", "close"]] /= 100  # 100-for-1 split, no adjusted series
+    df["adjusted_close"] = None
+    assert rules_hit(check_staged("prices_daily", df)) == {"daily move <= 50x"}
+    split = pd.DataFrame({"instrument_id": ["EQUITY:AAA"], "date": [df.loc[2, "date"]],
+                          "action_type": ["SPLIT"], "value": [100.0]})
+    assert check_staged("prices_daily", df, corporate_actions=split).passed
+
+
+# --- deliveries that would delete stored rows -----------------------------------------------------
+def stored_keys(df: pd.DataFrame) -> pd.DataFrame:
+    return df[["date", "instrument_id"]].reset_index(drop=True)
+
+
+def test_empty_delivery_for_a_stored_date_fails_that_date():
+    stored = prices(3)
+    staged = stored[stored["date"] != stored["date"].iloc[1]]  # 2024-02-02 delivered empty
+    report = check_staged("prices_daily", staged, stored=stored_keys(stored))
+    [issue] = report.errors
+    assert issue.rule == "stored rows kept" and issue.date == pd.Timestamp("2024-02-02")
+    assert issue.index is None and issue.row is None
+    assert issue.message.startswith(
+        "prices_daily 2024-02-02: rule stored rows kept failed: the delivery has no rows for "
+        "this date; writing it would delete its 2 stored row(s)")
+    assert "quality.allow_row_loss: true" in issue.message
+    assert "prometheus/allow_row_loss=true" in issue.message
+    # an empty batch for a date nothing is stored for is fine
+    assert check_staged("prices_daily", prices(0), stored=stored_keys(prices(0))).passed
+    # explicitly allowed: a warning, not an error
+    allowed = check_staged("prices_daily", staged, stored=stored_keys(stored),
+                           limits=GateLimits(allow_row_loss=True))
+    assert allowed.passed and rules_hit(allowed, "WARN") == {"stored rows kept"}
+    assert allowed.warnings[0].date == pd.Timestamp("2024-02-02")
+
+
+def test_losing_most_instruments_fails_a_few_warns():
+    ids = tuple(f"EQUITY:I{k}" for k in range(4))
+    stored = prices(1, instruments=ids)
+    two_left = check_staged("prices_daily", stored.iloc[:2], stored=stored_keys(stored))
+    assert two_left.passed  # half of them: not most
+    [w] = two_left.warnings
+    assert "2 of 4 stored instrument(s) have no row in the delivery (EQUITY:I2, EQUITY:I3)" in \
+        w.message
+    one_left = check_staged("prices_daily", stored.iloc[:1], stored=stored_keys(stored))
+    assert rules_hit(one_left) == {"stored rows kept"}
+    assert "3 of 4 stored instrument(s)" in one_left.errors[0].message
+    strict = check_staged("prices_daily", stored.iloc[:3], stored=stored_keys(stored),
+                          limits=GateLimits(max_instrument_loss=0.0))
+    assert rules_hit(strict) == {"stored rows kept"}
+
+
+def test_delisted_instruments_may_leave():
+    ids = ("EQUITY:I0", "EQUITY:I1", "EQUITY:I2")
+    stored = prices(2, instruments=ids)
+    staged = stored[stored["instrument_id"] == "EQUITY:I0"]
+    delist = pd.DataFrame({"instrument_id": ["EQUITY:I1", "EQUITY:I2"],
+                           "date": [pd.Timestamp("2024-01-15")] * 2,
+                           "action_type": ["DELISTING"] * 2})
+    assert check_staged("prices_daily", staged, stored=stored_keys(stored),
+                        corporate_actions=delist).passed
+    assert not check_staged("prices_daily", staged, stored=stored_keys(stored)).passed
+    # a delisting after the date does not excuse the loss
+    later = delist.assign(date=pd.Timestamp("2024-03-01"))
+    assert not check_staged("prices_daily", staged, stored=stored_keys(stored),
+                            corporate_actions=later).passed
+
+
+def test_row_loss_of_a_table_without_instruments():
+    macro = pd.DataFrame({"series_id": ["RATE", "RATE"], "value": [1.0, 1.1],
+                          "date": pd.to_datetime(["2024-02-01", "2024-02-02"]),
+                          "frequency": ["D", "D"]})
+    report = check_staged("macro_time_series", macro.iloc[[0]],
+                          stored=macro[["date", "series_id"]])
+    assert [(i.rule, i.date) for i in report.errors] == [
+        ("stored rows kept", pd.Timestamp("2024-02-02"))]
+
+
 def test_raise_for_errors():
     df = prices(2)
     df.loc[0, "close"] = -1.0
@@ -292,3 +411,28 @@ def test_100k_rows():
     assert {i.index for i in report.errors} == {12345}
     assert not report.warnings
 
+
+
+def test_gate_limits_come_from_the_ingestion_config(tmp_path, monkeypatch):
+    import shutil
+
+    import yaml
+
+    from prometheus_dagster.assets.ingestion import gate_limits
+    from prometheus_dagster.core import config as core_config
+    from prometheus_dagster.core.errors import ConfigError
+
+    assert gate_limits() == GateLimits()  # the shipped config holds the defaults
+    configs = tmp_path / "configs"
+    shutil.copytree(core_config.CONFIG_DIR, configs)
+    path = configs / "engines" / "ingestion.yaml"
+    body = yaml.safe_load(path.read_text())
+    body["quality"] = {"max_price": 1e6, "max_daily_move": 10, "allow_row_loss": True}
+    path.write_text(yaml.safe_dump(body))
+    monkeypatch.setattr(core_config, "CONFIG_DIR", configs)
+    assert gate_limits() == GateLimits(max_price=1e6, max_daily_move=10.0,
+                                       allow_row_loss=True)
+    body["quality"] = {"max_daily_move": 0.5}
+    path.write_text(yaml.safe_dump(body))
+    with pytest.raises(ConfigError, match="quality.max_daily_move"):
+        gate_limits()

@@ -2,6 +2,8 @@
 files), normalisation to canonical frames, and the great-expectations data-quality gate that
 every staged batch passes before it is written."""
 
+# registers the "ingestion" config model, so that load_engine_config("ingestion") works alone
+from prometheus_dagster.core import ingestion_config as _ingestion_config  # noqa: F401
 from prometheus_dagster.engines.ingestion.sources import (
     PROVENANCE_COLUMNS,
     TABLES_BY_MARKET,

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import re
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +37,11 @@ import pandas as pd
 
 from prometheus_dagster.core.errors import ConfigError, SourceError
 from prometheus_dagster.core.schemas import TableSchema, empty_frame, get_schema
+from prometheus_dagster.engines.ingestion.file_errors import (
+    empty_file,
+    is_parquet,
+    unreadable_file,
+)
 from prometheus_dagster.engines.ingestion.normalize import (
     NULL_TOKENS,
     coerce_column,
@@ -200,9 +204,10 @@ class FileSource:
         reader when every value is a number (fast path), else every column as text (then
         ``coerce_column`` finds the bad values). Provenance columns added; blank lines dropped
         after numbering."""
-        name = path.name.lower()
+        if path.stat().st_size == 0:
+            raise empty_file(path)
         try:
-            if name.endswith((".parquet", ".pq")):
+            if is_parquet(path):
                 df = pd.read_parquet(path)
                 for c in df.columns:
                     if isinstance(df[c].dtype, pd.CategoricalDtype):
@@ -225,16 +230,8 @@ class FileSource:
                         blank = np.zeros(len(df), dtype=bool)
                         blank[np.flatnonzero(cand.to_numpy())[empty.to_numpy()]] = True
                         df, rows = df[~blank], rows[~blank]
-        except (ValueError, OSError, UnicodeDecodeError, ImportError) as exc:
-            kind = "Parquet" if name.endswith((".parquet", ".pq")) else "CSV"
-            detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            m = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", detail)
-            if m:
-                raise SourceError(f"{path}: line {m.group(2)}: cannot parse CSV file: "
-                                  f"expected {m.group(1)} fields, found {m.group(3)}") from exc
-            raise SourceError(f"{path}: cannot parse {kind} file: {detail}") from exc
-        except Exception as exc:  # pyarrow raises its own exception types
-            raise SourceError(f"{path}: cannot parse file: {exc}") from exc
+        except Exception as exc:  # pandas and pyarrow raise many types; all mean "unreadable"
+            raise unreadable_file(path, exc) from None
         df.columns = [str(c).strip() for c in df.columns]
         df = df.reset_index(drop=True)
         df[SOURCE_FILE] = _rel(path)
@@ -273,8 +270,8 @@ class FileSource:
                 for i in np.flatnonzero(res.bad.to_numpy()):
                     r = int(rows.iloc[i])
                     defects.append((r, f"{_at(path, r)}: column {name!r} value "
-                                       f"{describe_value(raw[name].iloc[i])} is not "
-                                       f"{res.expected}"))
+                                       f"{describe_value(raw[name].iloc[i])} "
+                                       f"{res.problem(int(i))}"))
         frame = pd.DataFrame(out, index=raw.index)
         frame[SOURCE_FILE] = raw[SOURCE_FILE]
         frame[SOURCE_ROW] = rows

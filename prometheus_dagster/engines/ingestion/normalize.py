@@ -8,11 +8,19 @@ issues (``quality.check_staged``).
 Canonical dtypes are those ``validate_frame`` produces: ``str``/``json`` -> object (``None`` for
 missing), ``date``/``timestamp`` -> ``datetime64[ns]`` (naive; timestamps in UTC), ``float`` ->
 ``float64``, ``int`` -> ``Int64``, ``bool`` -> ``boolean``.
+
+A date column holds a calendar date. A value with a time of day (or a time-zone offset) in a date
+column is refused rather than cut to a day: converting ``2024-02-05T23:30:00-05:00`` to UTC and
+keeping the day would silently move the row to 2024-02-06. Only midnight in the value's own
+clock is accepted (``2024-02-05T00:00:00Z`` and a Parquet timestamp at local midnight are the
+date 2024-02-05).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -37,18 +45,38 @@ _EXPECTED = {
 }
 
 
+DATE_WITH_TIME = ("is a timestamp, not a date (rule: a date column holds YYYY-MM-DD without a "
+                  "time of day or time-zone offset; give the market's session date)")
+
+# A date followed by a time of day and an optional offset; group 2 is the time of day.
+_DATE_TIME_TEXT = re.compile(
+    r"^(\d{4}-?\d{2}-?\d{2})[T ](\d{2}(?::?\d{2}(?::?\d{2}(?:[.,]\d+)?)?)?)\s*"
+    r"(?:Z|[+-]\d{2}(?::?\d{2})?)?$")
+_MIDNIGHT_TEXT = re.compile(r"^00(?::?00(?::?00(?:[.,]0+)?)?)?$")
+
+
 @dataclass
 class Coerced:
     """Result of :func:`coerce_column`: the converted values, a mask of the values that could not
-    be converted (they are missing in ``values``), and what was expected (for messages)."""
+    be converted (they are missing in ``values``), and what was expected (for messages).
+    ``reasons`` holds, for some bad values, a more specific explanation than ``expected``."""
 
     values: pd.Series
     bad: pd.Series
     expected: str
+    reasons: pd.Series | None = None
 
     @property
     def any_bad(self) -> bool:
         return bool(self.bad.any())
+
+    def problem(self, position: int) -> str:
+        """Why the value at ``position`` (0-based) was refused, e.g. ``"is not a number"``."""
+        if self.reasons is not None:
+            why = self.reasons.iat[position]
+            if isinstance(why, str):
+                return why
+        return f"is not {self.expected}"
 
 
 def _missing(s: pd.Series) -> pd.Series:
@@ -90,6 +118,51 @@ def _parse_datetimes(s: pd.Series) -> pd.Series:
         if other.any():
             out[other] = pd.to_datetime(s[other], errors="coerce", utc=True)
     return out.dt.tz_localize(None).astype("datetime64[ns]")
+
+
+def _wall_clock(v: object) -> object:
+    """A datetime value on its own clock (offset dropped, not converted); other values as is."""
+    if isinstance(v, dt.datetime) and v.tzinfo is not None:
+        return pd.Timestamp(v).tz_localize(None)
+    return v
+
+
+def _coerce_dates(s: pd.Series, expected: str) -> Coerced:
+    """Dates: ISO text, date objects or datetime values at midnight on their own clock. A value
+    with a time of day is bad (reason :data:`DATE_WITH_TIME`), never moved to another day."""
+    timed = pd.Series(False, index=s.index)
+    if ptypes.is_datetime64_any_dtype(s.dtype):
+        wall = s.dt.tz_localize(None) if getattr(s.dt, "tz", None) is not None else s
+        wall = wall.astype("datetime64[ns]")
+        timed = wall.notna() & wall.ne(wall.dt.normalize())
+        reasons = pd.Series(np.where(timed, DATE_WITH_TIME, None), index=s.index, dtype=object)
+        return Coerced(wall.where(~timed), timed, expected, reasons if timed.any() else None)
+    missing = _missing(s)
+    s = s.where(~missing, None)
+    if s.dtype == object:
+        if ptypes.infer_dtype(s, skipna=True) == "string":
+            text = s.str.strip()
+            long_text = text.str.len().gt(10)
+        else:
+            text = s.map(lambda v: v.strip() if isinstance(v, str) else _wall_clock(v))
+            long_text = text.map(lambda v: isinstance(v, str) and len(v) > 10)
+        if long_text.any():  # rare: a time part after the date
+            parts = text[long_text].str.extract(_DATE_TIME_TEXT)
+            matched = parts[0].notna()
+            midnight = parts[1].fillna("").str.match(_MIDNIGHT_TEXT)
+            text = text.copy()
+            text[matched[matched & midnight].index] = parts.loc[matched & midnight, 0]
+            timed[matched[matched & ~midnight].index] = True
+        s = text.where(~timed, None)
+    parsed = _parse_datetimes(s)
+    bad = ~missing & ~timed & parsed.isna()
+    bad &= ~_padded_missing(s, bad)
+    # other forms that parse (datetime objects, exotic ISO text) must still be a midnight
+    off_midnight = parsed.notna() & parsed.ne(parsed.dt.normalize())
+    timed |= off_midnight
+    parsed = parsed.where(~timed)
+    reasons = pd.Series(np.where(timed, DATE_WITH_TIME, None), index=s.index, dtype=object)
+    return Coerced(parsed, bad | timed, expected, reasons if timed.any() else None)
 
 
 def coerce_column(col: Column, raw: pd.Series, *, strip_text: bool = False) -> Coerced:
@@ -146,12 +219,12 @@ def coerce_column(col: Column, raw: pd.Series, *, strip_text: bool = False) -> C
             out = out.where(~frac, np.nan).astype("Int64")
         return Coerced(out, bad, expected)
 
-    if col.dtype in ("date", "timestamp"):
+    if col.dtype == "date":
+        return _coerce_dates(s, expected)
+
+    if col.dtype == "timestamp":
         if s.dtype == "datetime64[ns]":
-            if col.dtype == "timestamp":
-                return Coerced(s, _no_bad(s), expected)
-            norm = s.dt.normalize()
-            return Coerced(s if norm.equals(s) else norm, _no_bad(s), expected)
+            return Coerced(s, _no_bad(s), expected)
         missing = _missing(s)
         parsed = _parse_datetimes(s.where(~missing, None))
         bad = ~missing & parsed.isna()
@@ -160,8 +233,6 @@ def coerce_column(col: Column, raw: pd.Series, *, strip_text: bool = False) -> C
             parsed[bad] = _parse_datetimes(retry)
             bad = ~missing & parsed.isna()
             bad &= ~_padded_missing(s, bad)
-        if col.dtype == "date":
-            parsed = parsed.dt.normalize()
         return Coerced(parsed, bad, expected)
 
     if col.dtype == "bool":

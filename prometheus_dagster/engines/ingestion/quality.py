@@ -13,6 +13,14 @@ value > 0 for SPLIT, value >= 0 for DIVIDEND; fundamentals: report_date >= perio
 known frequency. Values that cannot be converted to the column's type are ERROR issues too
 (rather than exceptions), and the suite runs on the rest of the frame.
 
+ERROR rules with configurable limits (:class:`GateLimits`, from ``quality:`` in
+``configs/engines/ingestion.yaml``): prices <= ``max_price``; a day-to-day move of at most
+``max_daily_move`` times (up or down) unless the instrument has a SPLIT that day; and, when the
+rows already stored for the checked dates are given (``stored``), "stored rows kept": a date
+that would go from N stored rows to none, or (prices) lose more than ``max_instrument_loss`` of
+its stored instruments, fails unless ``allow_row_loss`` (instruments with a DELISTING on or before
+the date are not counted as lost). Those issues name the date (``QualityIssue.date``), not a row.
+
 WARN rules look at a row in the context of its neighbours (``history`` holds earlier rows of the
 same table, e.g. previous closes): return outliers (|log return| > 10 sigma of the instrument's
 returns), stale prices (close unchanged with volume 0, or unchanged for 3 sessions or more),
@@ -61,6 +69,7 @@ SIGMA_FLOOR = 5e-4            # sigma never below 5 bp a day (pegged or illiquid
 STALE_REPEAT = 3              # identical closes on this many consecutive rows are stale
 CONTINUITY_RATIO = 5.0        # a line item moving by more than 5x (or 1/5) is a jump
 CONTINUITY_ITEMS = ("total_assets", "total_liabilities", "revenue", "shares_outstanding")
+LISTED_LOST = 5               # lost instruments named in a row-loss message
 
 ACTION_TYPES = ("SPLIT", "DIVIDEND", "DELISTING")
 FREQUENCIES = ("D", "W", "M", "Q")
@@ -85,6 +94,17 @@ class QualityIssue:
     column: str | None = None
     severity: Severity = ERROR
     index: Any = None
+    date: pd.Timestamp | None = None  # the date an issue about a whole date (no row) concerns
+
+
+@dataclass(frozen=True)
+class GateLimits:
+    """Configurable limits of the gate (``quality:`` in configs/engines/ingestion.yaml)."""
+
+    max_price: float = 1.0e9
+    max_daily_move: float = 50.0
+    max_instrument_loss: float = 0.5
+    allow_row_loss: bool = False
 
 
 @dataclass
@@ -132,14 +152,15 @@ class QualityReport:
 class Rule:
     """One expectation of a generated suite.
 
-    ``kind``: not_null | type | unique | between | pair | in_set. ``rule`` is the name shown to
-    users (several expectations may share it, e.g. the two halves of high >= max(open, close)).
-    For ``pair`` rules A >= B (``strict`` False) or A > B is expected."""
+    ``kind``: not_null | type | unique | between | at_most | pair | in_set. ``rule`` is the
+    name shown to users (several expectations may share it, e.g. the two halves of high >=
+    max(open, close)). For ``pair`` rules A >= B (``strict`` False) or A > B is expected."""
 
     rule: str
     kind: str
     columns: tuple[str, ...]
     min_value: float | None = None
+    max_value: float | None = None
     strict: bool = False
     value_set: tuple[str, ...] = ()
     type_list: tuple[str, ...] = ()
@@ -192,9 +213,17 @@ _GE_TYPES = {
 }
 
 
-def suite_rules(table: str | TableSchema) -> list[Rule]:
-    """The rules of a table's suite: generated from its schema, then the table's own."""
+def price_bound_rules(max_price: float) -> tuple[Rule, ...]:
+    """prices <= ``max_price`` for every price column."""
+    return tuple(Rule(f"prices <= {max_price:g}", "at_most", (c,), max_value=max_price)
+                 for c in PRICE_COLUMNS)
+
+
+def suite_rules(table: str | TableSchema, limits: GateLimits | None = None) -> list[Rule]:
+    """The rules of a table's suite: generated from its schema, then the table's own (with the
+    configurable bounds of ``limits``)."""
     schema = table if isinstance(table, TableSchema) else get_schema(table)
+    limits = limits or GateLimits()
     rules: list[Rule] = []
     for c in schema.columns:
         if not c.nullable:
@@ -206,6 +235,8 @@ def suite_rules(table: str | TableSchema) -> list[Rule]:
         rules.append(Rule(f"unique ({', '.join(schema.primary_key)})", "unique",
                           tuple(schema.primary_key)))
     rules += TABLE_RULES.get(schema.name, ())
+    if schema.name == "prices_daily":
+        rules += price_bound_rules(limits.max_price)
     return rules
 
 
@@ -252,6 +283,9 @@ def _expectation(gx: Any, rule: Rule, i: int) -> Any:
     if rule.kind == "between":
         return E.ExpectColumnValuesToBeBetween(column=rule.columns[0], min_value=rule.min_value,
                                                strict_min=rule.strict, meta=meta, **cond)
+    if rule.kind == "at_most":
+        return E.ExpectColumnValuesToBeBetween(column=rule.columns[0], max_value=rule.max_value,
+                                               meta=meta, **cond)
     if rule.kind == "pair":
         return E.ExpectColumnPairValuesAToBeGreaterThanB(
             column_A=rule.columns[0], column_B=rule.columns[1], or_equal=not rule.strict,
@@ -383,6 +417,8 @@ def _detail(rule: Rule, work: pd.DataFrame, pos: int) -> str:
     if rule.kind == "between":
         op = ">" if rule.strict else ">="
         return f"{val(rule.columns[0])} is not {op} {_fmt(rule.min_value)}"
+    if rule.kind == "at_most":
+        return f"{val(rule.columns[0])} is not <= {rule.max_value:g}"
     if rule.kind == "pair":
         a, b = rule.columns
         op = "<=" if rule.strict else "<"
@@ -394,14 +430,22 @@ def _detail(rule: Rule, work: pd.DataFrame, pos: int) -> str:
 
 # --- the check ----------------------------------------------------------------------------------
 def check_staged(table: str, df: pd.DataFrame, *, expected_instruments: int | None = None,
-                 history: pd.DataFrame | None = None) -> QualityReport:
+                 history: pd.DataFrame | None = None, limits: GateLimits | None = None,
+                 corporate_actions: pd.DataFrame | None = None,
+                 stored: pd.DataFrame | None = None) -> QualityReport:
     """Validate a staged batch of ``table`` and report every issue; never raises on bad data.
 
     ``df`` is the frame as a source returns it (canonical or raw; provenance columns are used
     for messages). ``expected_instruments``: instruments expected on each date (coverage
     warnings, prices). ``history``: earlier rows of the same table (previous closes for return
-    outliers and stale prices; earlier statements for fundamentals continuity)."""
+    outliers, stale prices and implausible moves; earlier statements for fundamentals
+    continuity). ``limits``: the configurable bounds (defaults: :class:`GateLimits`).
+    ``corporate_actions``: actions of the instruments (a SPLIT excuses a large move; a DELISTING
+    excuses missing rows). ``stored``: the rows (at least the partition and key columns) stored
+    now for the dates this batch replaces; every date in it is checked for row loss, including
+    dates the batch has no rows for."""
     schema = get_schema(table)
+    limits = limits or GateLimits()
     raw = df
     report = QualityReport(table=schema.name, n_rows=len(raw))
     n = len(raw)
@@ -423,6 +467,7 @@ def check_staged(table: str, df: pd.DataFrame, *, expected_instruments: int | No
     # 2. types: convert what converts; values that do not are errors (and missing afterwards)
     work_cols: dict[str, pd.Series] = {}
     bad_type: dict[str, np.ndarray] = {}
+    coerced: dict[str, Any] = {}
     positional = raw.reset_index(drop=True)
     for c in schema.columns:
         if c.name in positional.columns:
@@ -430,22 +475,21 @@ def check_staged(table: str, df: pd.DataFrame, *, expected_instruments: int | No
             work_cols[c.name] = res.values.reset_index(drop=True)
             if res.any_bad:
                 bad_type[c.name] = np.flatnonzero(res.bad.to_numpy())
+                coerced[c.name] = res
         else:
             work_cols[c.name] = coerce_column(
                 c, pd.Series([None] * n, dtype=object)).values.reset_index(drop=True)
     work = pd.DataFrame(work_cols)
     ctx = _Ctx(schema, raw, work)
     for name, positions in bad_type.items():
-        col = schema.column(name)
-        expected = coerce_column(col, pd.Series([], dtype=object)).expected
         for pos in positions:
             value = positional[name].iat[pos]
             report.errors.append(ctx.issue(
-                "type", int(pos), f"column {name!r} value {describe_value(value)} is not "
-                f"{expected}", name))
+                "type", int(pos), f"column {name!r} value {describe_value(value)} "
+                f"{coerced[name].problem(int(pos))}", name))
 
     # 3. the generated great-expectations suite
-    rules = [r for r in suite_rules(schema)
+    rules = [r for r in suite_rules(schema, limits)
              if all(c in raw.columns or schema.column(c).nullable for c in r.columns)
              and not (r.kind == "not_null" and r.rule == "required"
                       and r.columns[0] in missing_required)]
@@ -455,9 +499,20 @@ def check_staged(table: str, df: pd.DataFrame, *, expected_instruments: int | No
         failed = _run_suite(schema.name, rules, frame)
         report.errors += _issues_from_suite(ctx, rules, failed, bad_type)
 
-    # 4. warnings in context
+    # 4. errors in context: implausible moves, deliveries that would delete stored rows
+    actions = _actions(corporate_actions)
+    both = None  # prices: staged rows after the history, per instrument
+    if schema.name == "prices_daily" and n:
+        both = _combined(work, history, schema, ["instrument_id"], "date")
+        report.errors += _implausible_moves(ctx, both, limits.max_daily_move, actions)
+    if stored is not None and len(stored) and schema.partition_column:
+        lost = _row_loss(schema, work, stored, limits, actions)
+        report.errors += [i for i in lost if i.severity == ERROR]
+        report.warnings += [i for i in lost if i.severity == WARN]
+
+    # 5. warnings in context
     if n or expected_instruments:
-        report.warnings += _warnings(ctx, schema, work, history, expected_instruments)
+        report.warnings += _warnings(ctx, schema, work, history, expected_instruments, both)
     report.errors.sort(key=lambda i: (i.file or "", i.row or 0))
     return report
 
@@ -510,6 +565,122 @@ def _duplicate_issues(ctx: _Ctx, rule: Rule, positions: list[int]) -> list[Quali
     return issues
 
 
+# --- ERROR rules in context ---------------------------------------------------------------------
+def _actions(corporate_actions: pd.DataFrame | None) -> pd.DataFrame:
+    """instrument_id, date (normalized) and action_type of the given corporate actions."""
+    if corporate_actions is None or corporate_actions.empty:
+        return pd.DataFrame({"instrument_id": pd.Series([], dtype=object),
+                             "date": pd.Series([], dtype="datetime64[ns]"),
+                             "action_type": pd.Series([], dtype=object)})
+    out = corporate_actions[["instrument_id", "date", "action_type"]].copy()
+    out["date"] = pd.to_datetime(out["date"]).dt.normalize().astype("datetime64[ns]")
+    return out.dropna()
+
+
+def _implausible_moves(ctx: _Ctx, both: pd.DataFrame, max_move: float,
+                       actions: pd.DataFrame) -> list[QualityIssue]:
+    """A staged price more than ``max_move`` times (or less than 1/``max_move``) the previous
+    plausible price of its instrument, on a date without a SPLIT of that instrument. The move is
+    measured on adjusted_close where both days have it, else on close; a rejected price is not
+    the reference for the next day (so the day after a bad print is not blamed too)."""
+    inst = both["instrument_id"]
+    same = inst.eq(inst.shift(1))
+
+    def ratio(col: str) -> pd.Series:
+        p = both[col].where(both[col] > 0)
+        return (p / p.shift(1)).where(same)
+
+    r = ratio("adjusted_close")
+    r = r.where(r.notna(), ratio("close"))
+    suspect = ((r > max_move) | (r < 1 / max_move)).groupby(inst).transform("any")
+    if not suspect.any():
+        return []
+    splits = set(zip(actions.loc[actions["action_type"] == "SPLIT", "instrument_id"],
+                     actions.loc[actions["action_type"] == "SPLIT", "date"], strict=True))
+    issues = []
+    cols = ["instrument_id", "date", "close", "adjusted_close", "__pos"]
+    for iid, grp in both.loc[suspect, cols].groupby("instrument_id", sort=False):
+        ref = None  # the last plausible row of the instrument
+        for row in grp.to_dict("records"):
+            if not row["close"] > 0:
+                continue
+            if ref is None:
+                ref = row
+                continue
+            col = ("adjusted_close" if row["adjusted_close"] > 0 and ref["adjusted_close"] > 0
+                   else "close")
+            move = row[col] / ref[col]
+            if 1 / max_move <= move <= max_move or (iid, row["date"]) in splits:
+                ref = row
+            elif row["__pos"] >= 0:
+                issues.append(ctx.issue(
+                    f"daily move <= {max_move:g}x", int(row["__pos"]),
+                    f"{col} {_fmt(ref[col])} -> {_fmt(row[col])} (x{move:.4g}) since "
+                    f"{_fmt(ref['date'])}, with no SPLIT of the instrument on this date", col))
+    return issues
+
+
+def _row_loss(schema: TableSchema, work: pd.DataFrame, stored: pd.DataFrame,
+              limits: GateLimits, actions: pd.DataFrame) -> list[QualityIssue]:
+    """Per stored date: ERROR (WARN when ``allow_row_loss``) when the batch has none of its rows
+    or (tables keyed by instrument) drops more than ``max_instrument_loss`` of its instruments;
+    WARN for a smaller loss of instruments. Instruments delisted on or before the date do not
+    count."""
+    part = schema.partition_column
+    assert part is not None
+    name = schema.name
+    keyed = "instrument_id" in schema.primary_key and "instrument_id" in stored.columns
+    stored_dates = pd.to_datetime(stored[part]).dt.normalize()
+    staged_dates = pd.to_datetime(work[part]).dt.normalize()
+    n_stored = stored_dates.value_counts()
+    n_staged = staged_dates.value_counts()
+    lost_by_day: dict[pd.Timestamp, list[str]] = {}
+    kept_count = pd.Series(dtype="int64")
+    if keyed:
+        delisted = actions[actions["action_type"] == "DELISTING"]
+        delisted_on = delisted.groupby("instrument_id")["date"].min()
+        before = pd.DataFrame({"day": stored_dates.to_numpy(),
+                               "iid": stored["instrument_id"].to_numpy()}).dropna()
+        left = pd.to_datetime(before["iid"].map(delisted_on)).astype("datetime64[ns]")
+        before = before[~(left <= before["day"]).to_numpy()].drop_duplicates()
+        kept_count = before.groupby("day").size()
+        after = pd.DataFrame({"day": staged_dates.to_numpy(),
+                              "iid": work["instrument_id"].to_numpy()}).dropna()
+        merged = before.merge(after.drop_duplicates(), how="left", on=["day", "iid"],
+                              indicator=True)
+        lost = merged[merged["_merge"] == "left_only"].sort_values(["day", "iid"])
+        lost_by_day = {pd.Timestamp(d): g["iid"].tolist() for d, g in lost.groupby("day")}
+        days = sorted(lost_by_day)
+    else:
+        days = sorted(pd.Timestamp(d) for d in n_stored.index if d not in n_staged.index)
+    severe: Severity = WARN if limits.allow_row_loss else ERROR
+    opt_out = ("set quality.allow_row_loss: true in configs/engines/ingestion.yaml, or run "
+               "with the tag prometheus/allow_row_loss=true, to accept it")
+    issues = []
+    for day in days:
+        prefix = f"{name} {_fmt(day)}: rule stored rows kept"
+        if day not in n_staged.index:
+            detail = (f"the delivery has no rows for this date; writing it would delete its "
+                      f"{int(n_stored[day])} stored row(s)")
+            severity = severe
+        else:
+            lost_ids = lost_by_day[day]
+            shown = ", ".join(lost_ids[:LISTED_LOST]) + (
+                " ..." if len(lost_ids) > LISTED_LOST else "")
+            detail = (f"{len(lost_ids)} of {int(kept_count[day])} stored instrument(s) have no "
+                      f"row in the delivery ({shown}); writing it would delete their rows")
+            too_many = len(lost_ids) / int(kept_count[day]) > limits.max_instrument_loss
+            severity = severe if too_many else WARN
+        if keyed and severity == ERROR:
+            detail += " (an instrument with a DELISTING on or before the date is not counted)"
+        if severity == ERROR:
+            detail += f"; {opt_out}"
+        kind = "failed" if severity == ERROR else "flagged"
+        issues.append(QualityIssue(name, "stored rows kept", f"{prefix} {kind}: {detail}",
+                                   column=part, severity=severity, date=day))
+    return issues
+
+
 # --- WARN rules ---------------------------------------------------------------------------------
 def _combined(work: pd.DataFrame, history: pd.DataFrame | None, schema: TableSchema,
               keys: list[str], order: str) -> pd.DataFrame:
@@ -538,11 +709,13 @@ def _combined(work: pd.DataFrame, history: pd.DataFrame | None, schema: TableSch
 
 
 def _warnings(ctx: _Ctx, schema: TableSchema, work: pd.DataFrame,
-              history: pd.DataFrame | None, expected: int | None) -> list[QualityIssue]:
+              history: pd.DataFrame | None, expected: int | None,
+              both: pd.DataFrame | None = None) -> list[QualityIssue]:
     out: list[QualityIssue] = []
     if schema.name == "prices_daily":
         if len(work):
-            both = _combined(work, history, schema, ["instrument_id"], "date")
+            if both is None:
+                both = _combined(work, history, schema, ["instrument_id"], "date")
             out += _return_outliers(ctx, both)
             out += _stale_prices(ctx, both)
         if expected:
@@ -657,6 +830,7 @@ def _continuity(ctx: _Ctx, both: pd.DataFrame) -> list[QualityIssue]:
 __all__ = [
     "ERROR",
     "WARN",
+    "GateLimits",
     "QualityIssue",
     "QualityReport",
     "Rule",
