@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -36,19 +37,16 @@ from prometheus_dagster.jobs.daily import tier_tags
 from tests.integration.monitored_job import MARKER_DIR_ENV, tier1_job
 
 LOCATION = "monitored"
+PG = "postgresql://postgres@127.0.0.1:5432/postgres"
 log = logging.getLogger(__name__)
 
 
 def shipped_instance(tmp_path: Path, config: str) -> DagsterInstance:
-    """An instance with the run coordinator, launcher, monitoring and retries of a shipped
-    config, its storage in tmp_path."""
-    shipped = yaml.safe_load((REPO_ROOT / config).read_text())
+    """An instance with a shipped config as it is (its storage too, when it names one; the
+    default SQLite storage goes to tmp_path)."""
     home = tmp_path / "dagster_home"
     home.mkdir()
-    (home / "dagster.yaml").write_text(yaml.safe_dump({
-        key: shipped[key] for key in ("telemetry", "run_coordinator", "run_launcher",
-                                      "run_monitoring", "run_retries")
-    }))
+    (home / "dagster.yaml").write_text((REPO_ROOT / config).read_text())
     return DagsterInstance.from_config(str(home))
 
 
@@ -132,7 +130,11 @@ def test_shipped_configs_turn_on_run_monitoring_with_a_worker_check(tmp_path, co
     shipped = yaml.safe_load((REPO_ROOT / config).read_text())
     assert shipped["run_monitoring"]["enabled"] is True
     assert shipped["run_launcher"]["class"] == "MonitoredRunLauncher"
-    instance = shipped_instance(tmp_path, config)
+    shipped.pop("storage", None)  # the launcher and monitoring settings, without a server
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text(yaml.safe_dump(shipped))
+    instance = DagsterInstance.from_config(str(home))
     assert instance.run_monitoring_enabled
     assert instance.run_launcher.supports_check_run_worker_health
     assert tier_tags("1")["dagster/max_retries"] == "3"
@@ -140,7 +142,43 @@ def test_shipped_configs_turn_on_run_monitoring_with_a_worker_check(tmp_path, co
 
 @pytest.mark.slow
 def test_a_killed_run_worker_fails_its_run_and_the_tier1_retry_runs(tmp_path):
-    instance = shipped_instance(tmp_path, "dagster.yaml")
+    kill_a_run_and_recover(shipped_instance(tmp_path, "dagster.yaml"), tmp_path)
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_the_same_on_the_shared_deployment_instance(tmp_path, dagster_pg_database, monkeypatch):
+    """deploy/dagster.yaml as shipped: runs and event logs in PostgreSQL."""
+    for name, value in {"USERNAME": "postgres", "PASSWORD": "", "HOST": "127.0.0.1",
+                        "DB": dagster_pg_database}.items():
+        monkeypatch.setenv(f"DAGSTER_PG_{name}", value)
+    instance = shipped_instance(tmp_path, "deploy/dagster.yaml")
+    assert "Postgres" in type(instance.run_storage).__name__
+    kill_a_run_and_recover(instance, tmp_path)
+
+
+@pytest.fixture()
+def dagster_pg_database() -> Iterator[str]:
+    """A throwaway database for Dagster's storage on the local server."""
+    import psycopg2
+
+    name = f"prometheus_monitor_{uuid.uuid4().hex[:8]}"
+    try:
+        conn = psycopg2.connect(PG, connect_timeout=5)
+    except psycopg2.OperationalError as exc:
+        pytest.fail(f"PostgreSQL is not reachable at {PG}: {exc}. Start it with: "
+                    "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start",
+                    pytrace=False)
+    conn.autocommit = True
+    conn.cursor().execute(f"CREATE DATABASE {name}")
+    try:
+        yield name
+    finally:
+        conn.cursor().execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        conn.close()
+
+
+def kill_a_run_and_recover(instance: DagsterInstance, tmp_path: Path) -> None:
     markers = tmp_path / "markers"
     markers.mkdir()
     with code_server(instance, markers) as (server, port), workspace(instance, port) as ctx:
@@ -175,7 +213,6 @@ def test_a_killed_run_worker_fails_its_run_and_the_tier1_retry_runs(tmp_path):
         wait_for(lambda: instance.get_run_by_id(retry.run_id).is_finished, "the retry to finish")
         assert instance.get_run_by_id(retry.run_id).status == DagsterRunStatus.SUCCESS
         assert (markers / "attempt-2").exists()
-        instance.run_launcher.join()
 
 
 def _alive(pid: int) -> bool:
