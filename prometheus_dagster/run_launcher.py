@@ -14,7 +14,9 @@ every STARTED run each poll:
   counts as gone.
 
 A run found dead is marked FAILURE by the daemon, and tier-1 runs are then retried by the run
-retry daemon (``dagster/max_retries``).
+retry daemon (``dagster/max_retries``). Runs executed in process rather than launched
+(``execute_job``, ``materialize``, the demo's workers) carry no code server and are not checked:
+they may run on another machine than the daemon.
 """
 
 from __future__ import annotations
@@ -99,8 +101,10 @@ class MonitoredRunLauncher(DefaultRunLauncher):
         from dagster._serdes import deserialize_value
 
         if not grpc_info:
-            return CheckRunHealthResult(WorkerStatus.UNKNOWN, "the run has no code server tag",
-                                        transient=True)
+            # Not launched through a code server: executed in process by the process that
+            # created it (execute_job, materialize, the demo), possibly on another machine.
+            return CheckRunHealthResult(WorkerStatus.RUNNING,
+                                        "executed in process, not launched: not checked")
         where = grpc_info.get("socket") or f"{grpc_info.get('host')}:{grpc_info.get('port')}"
         client = DagsterGrpcClient(port=grpc_info.get("port"), socket=grpc_info.get("socket"),
                                    host=grpc_info.get("host", "localhost"),

@@ -246,3 +246,8 @@ def test_a_worker_that_never_reported_is_checked_through_its_code_server(tmp_pat
         status=DagsterRunStatus.STARTED)
     checks = [launcher.check_run_worker_health(gone).status for _ in range(3)]
     assert checks == [WorkerStatus.RUNNING, WorkerStatus.RUNNING, WorkerStatus.FAILED]
+
+    # executed in process (execute_job, materialize): nothing to check it with, never failed
+    in_process = create_run_for_test(instance, job_name="tier1_job",
+                                     status=DagsterRunStatus.STARTED)
+    assert launcher.check_run_worker_health(in_process).status == WorkerStatus.RUNNING
