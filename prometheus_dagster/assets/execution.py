@@ -261,13 +261,6 @@ def paper_execution_asset(market_id: str) -> AssetsDefinition:
                         f"{pid}: the stored paper book after {dates[-1].date()} was traded "
                         "from a different book; re-materialize the later sessions of "
                         f"{market_id}/paper_execution")
-                extra = {"portfolio_id": pid, "backtest_id": None}
-                wh.write_partitions("orders", rows.orders, market_id=market_id,
-                                    dates=rows.order_dates, extra=extra)
-                wh.write_partitions("fills", fills, market_id=market_id, dates=dates,
-                                    extra=extra)
-                wh.write_partitions("positions_snapshots", snaps, market_id=market_id,
-                                    dates=dates, extra=extra)
                 last = snaps[snaps["date"] == snaps["date"].max()]
                 meta[f"{pid} equity on {pd.Timestamp(last['date'].iloc[0]).date()}"] = \
                     round(float(last["equity"].iloc[0]), 2)
@@ -275,6 +268,15 @@ def paper_execution_asset(market_id: str) -> AssetsDefinition:
                 meta[f"{pid} fills"] = len(fills)
             lineage = run.metadata()
             run_id = run.run_id
+        # The books are committed after their MLflow run (see resources/mlflow_tracking.py).
+        for pid, rows in written.items():
+            extra = {"portfolio_id": pid, "backtest_id": None}
+            wh.write_partitions("orders", rows.orders, market_id=market_id,
+                                dates=rows.order_dates, extra=extra)
+            wh.write_partitions("fills", rows.fills, market_id=market_id, dates=dates,
+                                extra=extra)
+            wh.write_partitions("positions_snapshots", rows.snapshots, market_id=market_id,
+                                dates=dates, extra=extra)
         write_decisions(wh, context, "execution", market_id, dates, pd.DataFrame(decisions),
                         mlflow_run_id=run_id)
         return MaterializeResult(metadata={**lineage, **meta})

@@ -196,6 +196,19 @@ def ingest_unit_batch(
     good_dates = [d for d in dates if d not in bad_dates]
     good = staged[staged_dates.isin(good_dates)]
     counts = staged_dates[staged_dates.isin(good_dates)].value_counts().to_dict()
+    n_warn = sum(len(v) for v in warnings.values())
+    lineage: dict = {}
+    if mlflow is not None and not bad_dates:
+        # Tracking comes before the commit (see resources/mlflow_tracking.py): a tracking
+        # failure leaves the warehouse and ingestion_runs untouched.
+        with mlflow.asset_run(context, GROUP, market_id=market, config_id=config_id,
+                              params={"source": source.name, "table": table}) as run:
+            run.log_metrics({"rows_written": len(good), "dates": len(dates),
+                             "warnings": n_warn, "stray_rows_refused": int(stray.sum())})
+            if n_warn:
+                run.log_dict({d.strftime("%Y-%m-%d"): w for d, w in sorted(warnings.items())},
+                             "quality_warnings.json")
+            lineage = run.metadata()
     written = 0
     if good_dates:
         written = warehouse.write_partitions(
@@ -206,7 +219,6 @@ def ingest_unit_batch(
         context, source.name, table, market, dates, counts, status, warnings, errors, started,
         config_id,
     ))
-    n_warn = sum(len(v) for v in warnings.values())
     messages = [m for d in sorted(errors) for m in errors[d]][:MAX_MESSAGES]
     yield AssetCheckResult(
         check_name="quality",
@@ -227,16 +239,6 @@ def ingest_unit_batch(
         )
     if n_warn:
         context.log.warning(f"{market} {table}: {n_warn} data-quality warning(s)")
-    lineage: dict = {}
-    if mlflow is not None:
-        with mlflow.asset_run(context, GROUP, market_id=market, config_id=config_id,
-                              params={"source": source.name, "table": table}) as run:
-            run.log_metrics({"rows_written": written, "dates": len(dates),
-                             "warnings": n_warn, "stray_rows_refused": int(stray.sum())})
-            if n_warn:
-                run.log_dict({d.strftime("%Y-%m-%d"): w for d, w in sorted(warnings.items())},
-                             "quality_warnings.json")
-            lineage = run.metadata()
     yield MaterializeResult(metadata={
         **lineage,
         "rows_written": written, "dates": len(dates), "warnings": n_warn,

@@ -37,6 +37,22 @@ class VersionedConfig(StrictModel):
 C = TypeVar("C", bound=VersionedConfig)
 
 CONFIG_MODELS: dict[str, type[VersionedConfig]] = {}
+_ENGINE_OF_MODEL: dict[type[VersionedConfig], str] = {}
+
+# The module that defines each engine's config model. Models register themselves on import, so
+# the registry is filled from here on first use: a config loads in a fresh interpreter whatever
+# was imported before (tests/unit/test_config_fresh_process.py keeps this map complete).
+CONFIG_MODEL_MODULES: dict[str, str] = {
+    "markets": "prometheus_dagster.core.calendars",
+    "ingestion": "prometheus_dagster.core.ingestion_config",
+    **{
+        engine: f"prometheus_dagster.engines.{engine}.config"
+        for engine in (
+            "assessment", "encoders", "execution", "features", "fragility", "profiles",
+            "regime", "risk", "scenarios", "stability", "strategy", "synthetic_market",
+        )
+    },
+}
 
 
 def register_config_model(engine: str):
@@ -44,9 +60,47 @@ def register_config_model(engine: str):
 
     def wrap(cls: type[C]) -> type[C]:
         CONFIG_MODELS[engine] = cls
+        _ENGINE_OF_MODEL[cls] = engine
         return cls
 
     return wrap
+
+
+def known_engines() -> list[str]:
+    """Every engine name a config file may declare."""
+    return sorted(set(CONFIG_MODEL_MODULES) | set(CONFIG_MODELS))
+
+
+def config_model(engine: str, source: str = "<inline>") -> type[VersionedConfig]:
+    """The config model of ``engine``, importing the module that defines it on first use."""
+    if engine not in CONFIG_MODELS and engine in CONFIG_MODEL_MODULES:
+        import importlib
+
+        importlib.import_module(CONFIG_MODEL_MODULES[engine])
+        if engine not in CONFIG_MODELS:
+            raise ConfigError(
+                f"{source}: engine {engine!r}: module {CONFIG_MODEL_MODULES[engine]} does not "
+                f"register a config model for it"
+            )
+    if engine not in CONFIG_MODELS:
+        raise ConfigError(
+            f"{source}: field 'engine' = {engine!r}: unknown engine "
+            f"(known: {', '.join(known_engines())})"
+        )
+    return CONFIG_MODELS[engine]
+
+
+def model_engine(model: type[VersionedConfig]) -> str | None:
+    """The engine name ``model`` is registered under (None for an unregistered model)."""
+    return _ENGINE_OF_MODEL.get(model)
+
+
+def _engine_mismatch(source: str, declared: Any, expected: str) -> ConfigError:
+    return ConfigError(
+        f"{source}: this file declares engine {declared!r} but was loaded as the {expected!r} "
+        f"config; point the {expected} engine at a file with 'engine: {expected}', or load this "
+        f"file as a {declared} config"
+    )
 
 
 @dataclass(frozen=True)
@@ -114,18 +168,6 @@ def make_config_id(config: VersionedConfig) -> tuple[str, str, dict[str, Any]]:
     return f"{config.engine}@{config.version}-{digest[:8]}", digest, body
 
 
-def _import_engine(engine: str) -> None:
-    """Engines register their config models on import; import one on first use by name."""
-    import importlib
-
-    if not engine.isidentifier():
-        return
-    try:
-        importlib.import_module(f"prometheus_dagster.engines.{engine}")
-    except ModuleNotFoundError:
-        pass
-
-
 def validate_config(
     data: dict[str, Any], model: type[C] | None = None, source: str = "<inline>"
 ) -> LoadedConfig:
@@ -134,14 +176,12 @@ def validate_config(
         engine = data.get("engine")
         if engine is None:
             raise ConfigError(f"{source}: field 'engine' is required but missing")
-        if engine not in CONFIG_MODELS:
-            _import_engine(engine)
-        if engine not in CONFIG_MODELS:
-            raise ConfigError(
-                f"{source}: field 'engine' = {engine!r}: unknown engine "
-                f"(known: {', '.join(sorted(CONFIG_MODELS))})"
-            )
-        model = CONFIG_MODELS[engine]  # type: ignore[assignment]
+        model = config_model(str(engine), source)  # type: ignore[assignment]
+    else:
+        expected = model_engine(model)
+        declared = data.get("engine")
+        if expected is not None and declared is not None and declared != expected:
+            raise _engine_mismatch(source, declared, expected)
     try:
         config = model.model_validate(data)
     except ValidationError as exc:
@@ -162,12 +202,12 @@ def engine_config_path(engine: str, config_dir: Path | None = None) -> Path:
 
 def load_engine_config(engine: str, config_dir: Path | None = None) -> LoadedConfig:
     """Load ``configs/engines/<engine>.yaml``; the file's ``engine`` must match."""
-    loaded = load_config(engine_config_path(engine, config_dir))
-    if loaded.engine != engine:
-        raise ConfigError(
-            f"{loaded.source_path}: field 'engine' = {loaded.engine!r}: expected {engine!r}"
-        )
-    return loaded
+    path = engine_config_path(engine, config_dir)
+    data = read_yaml(path)
+    declared = data.get("engine")
+    if declared is not None and declared != engine:
+        raise _engine_mismatch(str(path), declared, engine)
+    return validate_config(data, config_model(engine, str(path)), str(path))
 
 
 def engine_config_record(loaded: LoadedConfig, created_by: str = "prometheus") -> dict[str, Any]:

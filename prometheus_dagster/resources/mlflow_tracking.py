@@ -1,5 +1,13 @@
 """MLflow tracking: one thin resource over ``MlflowClient`` that every asset uses.
 
+Order of tracking and warehouse commit: an asset writes its MLflow run (metrics, artifacts,
+model versions) first and commits its warehouse rows after it (its own ``write_partitions`` or
+the IO manager once the asset returns). So a tracking failure fails the step before anything is
+committed, and says so (``TrackingStoreError``); every committed row's ``mlflow_run_id`` names a
+run that exists; an MLflow run whose rows are missing means the commit failed after it, which
+the step reports as a warehouse error. The local SQLite store is created once across processes
+(``mlflow_store.prepare_store``).
+
 * ``asset_run(context, group, ...)`` opens one MLflow run per materialization (a partition or a
   single-run partition range), tagged with the Dagster run id, asset key, partition range,
   market, config_id and code version; it yields an :class:`AssetRun` to log to, and
@@ -14,6 +22,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import json
+import logging
 import subprocess
 import tempfile
 import time
@@ -29,6 +38,9 @@ from pydantic import PrivateAttr
 from prometheus_dagster import __version__
 from prometheus_dagster.core.errors import ModelNotFoundError
 from prometheus_dagster.core.paths import REPO_ROOT, mlflow_artifact_root, mlflow_tracking_uri
+from prometheus_dagster.resources.mlflow_store import TrackingStoreError, prepare_store
+
+log = logging.getLogger(__name__)
 
 EXPERIMENT_PREFIX = "prometheus"
 TRAINED_THROUGH_TAG = "trained_through"
@@ -45,6 +57,18 @@ def code_version() -> str:
         return f"{__version__}+{sha}"
     except (OSError, subprocess.SubprocessError):
         return __version__
+
+
+def tracking_errors() -> tuple[type[BaseException], ...]:
+    """Exceptions that mean the tracking store (not the asset's own code) failed."""
+    import sqlite3
+
+    import requests
+    import sqlalchemy.exc
+    from mlflow.exceptions import MlflowException
+
+    return (MlflowException, sqlalchemy.exc.SQLAlchemyError, sqlite3.Error,
+            requests.exceptions.RequestException, TrackingStoreError)
 
 
 def _date_str(d: dt.date | str | pd.Timestamp) -> str:
@@ -159,6 +183,7 @@ class MlflowTracking(ConfigurableResource):
             from mlflow import MlflowClient
 
             uri = self.resolved_tracking_uri
+            prepare_store(uri)
             self._client = MlflowClient(tracking_uri=uri, registry_uri=uri)
         return self._client
 
@@ -188,18 +213,43 @@ class MlflowTracking(ConfigurableResource):
         self, group: str, run_name: str, tags: Mapping[str, Any] | None = None
     ) -> Iterator[AssetRun]:
         """Open a run in experiment ``prometheus/<group>``; it ends FINISHED, or FAILED if the
-        body raises."""
-        client = self.client()
-        exp_id = self.experiment_id(group)
-        all_tags = {"code_version": code_version(), **{k: str(v) for k, v in (tags or {}).items()}}
-        run = client.create_run(exp_id, tags=all_tags, run_name=run_name)
+        body raises. A failure of the tracking store itself is raised as ``TrackingStoreError``
+        saying that the warehouse was not written (tracking comes before the commit)."""
+        errors = tracking_errors()
+        try:
+            client = self.client()
+            exp_id = self.experiment_id(group)
+            all_tags = {"code_version": code_version(),
+                        **{k: str(v) for k, v in (tags or {}).items()}}
+            run = client.create_run(exp_id, tags=all_tags, run_name=run_name)
+        except errors as exc:
+            raise self._not_committed(run_name, exc) from exc
         handle = AssetRun(self, run.info.run_id, exp_id)
         try:
             yield handle
+        except errors as exc:
+            self._end_quietly(run.info.run_id)
+            raise self._not_committed(run_name, exc) from exc
         except BaseException:
-            client.set_terminated(run.info.run_id, status="FAILED")
+            self._end_quietly(run.info.run_id)
             raise
-        client.set_terminated(run.info.run_id, status="FINISHED")
+        try:
+            client.set_terminated(run.info.run_id, status="FINISHED")
+        except errors as exc:
+            raise self._not_committed(run_name, exc) from exc
+
+    def _end_quietly(self, run_id: str) -> None:
+        try:
+            self.client().set_terminated(run_id, status="FAILED")
+        except tracking_errors() as exc:  # the body's error is the one to report
+            log.warning("could not mark MLflow run %s FAILED: %s", run_id, exc)
+
+    def _not_committed(self, run_name: str, exc: BaseException) -> TrackingStoreError:
+        return TrackingStoreError(
+            f"MLflow tracking of {run_name} failed ({self.resolved_tracking_uri}): {exc}. "
+            "Nothing of this materialization was committed to the warehouse: assets write "
+            "their MLflow run first and commit their rows after it"
+        )
 
     @contextmanager
     def asset_run(
@@ -288,6 +338,7 @@ class MlflowTracking(ConfigurableResource):
     def download(self, source: str) -> Path:
         import mlflow.artifacts
 
+        prepare_store(self.resolved_tracking_uri)
         return Path(
             mlflow.artifacts.download_artifacts(
                 artifact_uri=source, tracking_uri=self.resolved_tracking_uri

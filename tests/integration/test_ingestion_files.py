@@ -273,3 +273,45 @@ def test_empty_delivery_does_not_wipe_stored_rows(tmp_path, request, backend):
     runs = wh.read("ingestion_runs")
     last = runs[runs["date"] == pd.Timestamp(DAY_A)].sort_values("finished_at").iloc[-1]
     assert last["status"] == "SUCCESS" and "stored rows kept flagged" in last["warnings"]
+
+
+def test_a_tracking_failure_commits_nothing_and_says_so(env, tmp_path):
+    """Tracking comes before the commit: with the MLflow store unusable, a re-run of a partition
+    leaves its rows and ingestion_runs as they were, and the failure says nothing was
+    committed."""
+    import sqlite3
+
+    from prometheus_dagster.resources import mlflow_store
+
+    root, wh, resources, assets = env
+    reference(assets, resources)
+    assert run(assets, resources, DAY_A, selection=[PRICES]).success
+    before = wh.read_partitions("prices_daily", market_id="US_EQ", dates=[DAY_A])
+    runs_before = len(wh.read("ingestion_runs"))
+    df = pd.read_csv(prices_file(root), dtype=str)
+    df.loc[df["date"] == DAY_A, "volume"] = "123456"  # what a re-run would write
+    df.to_csv(prices_file(root), index=False)
+
+    broken = tmp_path / "broken"
+    with MlflowTracking(tracking_uri=f"sqlite:///{broken / 'mlflow.db'}").start_run("x", "x"):
+        pass  # a store that holds a run, left at an older schema
+    con = sqlite3.connect(broken / "mlflow.db")
+    con.execute("UPDATE alembic_version SET version_num = '451aebb31d03'")
+    con.commit()
+    con.close()
+    mlflow_store._ready.clear()  # as a new step process finds it
+    failing = {**resources, "mlflow": MlflowTracking(
+        tracking_uri=f"sqlite:///{broken / 'mlflow.db'}", artifact_root=str(tmp_path / "art"))}
+    res = run(assets, failing, DAY_A, selection=[PRICES])
+    assert not res.success
+    errors = [e.event_specific_data.error.to_string() for e in res.all_events
+              if e.event_type_value == "STEP_FAILURE"]
+    assert any("Nothing of this materialization was committed to the warehouse" in m
+               for m in errors), errors
+    pd.testing.assert_frame_equal(
+        before, wh.read_partitions("prices_daily", market_id="US_EQ", dates=[DAY_A]))
+    assert len(wh.read("ingestion_runs")) == runs_before
+
+    assert run(assets, resources, DAY_A, selection=[PRICES]).success  # tracked again: written
+    after = wh.read_partitions("prices_daily", market_id="US_EQ", dates=[DAY_A])
+    assert (after["volume"] == 123456).all()

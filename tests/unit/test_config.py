@@ -89,9 +89,26 @@ def test_unknown_engine_and_missing_file(tmp_path):
 
 def test_engine_config_file_must_match_engine(tmp_path):
     (tmp_path / "engines").mkdir()
-    write(tmp_path / "engines", "engine: markets\nversion: '1'\n", "toy_engine.yaml")
-    with pytest.raises(ConfigError):
+    path = write(tmp_path / "engines", "engine: markets\nversion: '1'\n", "toy_engine.yaml")
+    with pytest.raises(ConfigError) as err:
         load_engine_config("toy_engine", tmp_path)
+    msg = str(err.value)
+    assert str(path) in msg
+    assert "declares engine 'markets'" in msg and "as the 'toy_engine' config" in msg
+    assert "not a known setting" not in msg
+
+
+def test_a_file_for_another_engine_is_refused_by_an_explicit_model(tmp_path):
+    path = write(tmp_path, "engine: markets\nversion: '1'\npartitions_start: 2024-01-02\n")
+    with pytest.raises(ConfigError, match="declares engine 'markets' but was loaded as the "
+                                          "'toy_engine' config"):
+        load_config(path, ToyConfig)
+
+
+def test_unknown_engine_lists_the_engines_a_file_may_declare(tmp_path):
+    with pytest.raises(ConfigError) as err:
+        load_config(write(tmp_path, "engine: nope\nversion: '1'\n"))
+    assert "ingestion" in str(err.value) and "markets" in str(err.value)
 
 
 def test_configs_are_immutable():
