@@ -95,8 +95,11 @@ def _cmd_ui(args: argparse.Namespace) -> int:
     process they started."""
     home, dhome = setup_home()
     from prometheus_dagster.core.paths import mlflow_artifact_root, mlflow_tracking_uri
+    from prometheus_dagster.resources.mlflow_store import prepare_store
     from prometheus_dagster.services import ServiceGroup, StopRequested, stop_signals_raise
 
+    # the MLflow server would otherwise create a new home's store unguarded, racing a first run
+    prepare_store(mlflow_tracking_uri())
     bin_dir = Path(sys.executable).parent
     services = ServiceGroup()
     reason = ""
