@@ -3,7 +3,7 @@ multiprocess executor, with Dagster's runs and event logs in PostgreSQL (dagster
 the warehouse in PostgreSQL too. Needs the server at 127.0.0.1:5432 (see README)."""
 
 import os
-import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg2
@@ -12,25 +12,16 @@ from dagster import DagsterInstance, execute_job, reconstructable
 
 from prometheus_dagster.resources.warehouse import Warehouse
 from tests.integration.pg_daily_job import us_eq_daily_job
+from tests.services import throwaway_postgres_database
 
-PG = "postgresql://postgres@127.0.0.1:5432/postgres"
 FIXTURE = Path(__file__).parents[1] / "fixtures" / "file_source"
 pytestmark = pytest.mark.postgres
 
 
 @pytest.fixture()
-def pg_database():
-    name = f"prometheus_test_{uuid.uuid4().hex[:8]}"
-    try:
-        conn = psycopg2.connect(PG, connect_timeout=5)
-    except psycopg2.OperationalError as exc:
-        pytest.fail(f"PostgreSQL is not reachable at {PG}: {exc}. Start it with: "
-                    "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start")
-    conn.autocommit = True
-    conn.cursor().execute(f"CREATE DATABASE {name}")
-    yield name
-    conn.cursor().execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-    conn.close()
+def pg_database() -> Iterator[str]:
+    with throwaway_postgres_database("prometheus_test") as name:
+        yield name
 
 
 def test_daily_job_partition_runs_on_postgres_with_multiprocess_executor(

@@ -12,7 +12,6 @@ import socket
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -35,9 +34,9 @@ from dagster._grpc.client import DagsterGrpcClient
 from prometheus_dagster.core.paths import REPO_ROOT
 from prometheus_dagster.jobs.daily import tier_tags
 from tests.integration.monitored_job import MARKER_DIR_ENV, tier1_job
+from tests.services import throwaway_postgres_database
 
 LOCATION = "monitored"
-PG = "postgresql://postgres@127.0.0.1:5432/postgres"
 log = logging.getLogger(__name__)
 
 
@@ -160,22 +159,8 @@ def test_the_same_on_the_shared_deployment_instance(tmp_path, dagster_pg_databas
 @pytest.fixture()
 def dagster_pg_database() -> Iterator[str]:
     """A throwaway database for Dagster's storage on the local server."""
-    import psycopg2
-
-    name = f"prometheus_monitor_{uuid.uuid4().hex[:8]}"
-    try:
-        conn = psycopg2.connect(PG, connect_timeout=5)
-    except psycopg2.OperationalError as exc:
-        pytest.fail(f"PostgreSQL is not reachable at {PG}: {exc}. Start it with: "
-                    "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start",
-                    pytrace=False)
-    conn.autocommit = True
-    conn.cursor().execute(f"CREATE DATABASE {name}")
-    try:
+    with throwaway_postgres_database("prometheus_monitor") as name:
         yield name
-    finally:
-        conn.cursor().execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        conn.close()
 
 
 def kill_a_run_and_recover(instance: DagsterInstance, tmp_path: Path) -> None:
