@@ -246,6 +246,44 @@ def test_warm_started_dates_equal_cold_solves(solver):
         w_prev = warm.weights
 
 
+def test_cached_solver_updated_in_place_equals_fresh_solves():
+    # successive dates reuse one Clarabel solver (same structure, new numbers); each date's
+    # weights must be bit-identical to a solve on a fresh solver
+    w_prev, cached = np.full(60, 1 / 60), []
+    clear_cache()
+    problems = []
+    for make in _dated_problems(dates=5):
+        problems.append(make(w_prev))
+        res = optimize(problems[-1])
+        cached.append(res)
+        w_prev = res.weights
+    assert sum(r.iterations > 0 for r in cached) == len(cached)
+    for problem, res in zip(problems, cached, strict=True):
+        clear_cache()
+        assert np.array_equal(optimize(problem).weights, res.weights)
+
+
+def test_direct_qp_agrees_with_the_cvxpy_formulation_long_short():
+    # names straddling zero get split variables for the gross and budgeted sums
+    rng = np.random.default_rng(11)
+    n = 40
+    problem = OptimizationProblem(
+        rng.normal(0, 0.05, n), random_risk(rng, n, 3), 2.0, w_prev=rng.normal(0, 0.02, n),
+        cost_bps=rng.uniform(0, 20, n), budget=0.0, lower=-0.1, upper=0.1, gross_limit=1.5,
+        groups={"g": ((np.arange(n) % 3 == 0).astype(float), -0.1, 0.1)},
+        factor_limits={0: (-0.05, 0.05)}, turnover_limit=1.0,
+        budgeted=((np.arange(n) < 8).astype(float), 0.2))
+    direct = optimize(problem)
+    via_cvxpy = optimize(problem, solver="CVXPY:CLARABEL")
+    assert via_cvxpy.solver == "CLARABEL"
+    assert direct.objective == pytest.approx(optimize_dense(problem).objective, rel=1e-7)
+    assert direct.objective == pytest.approx(via_cvxpy.objective, rel=1e-7)
+    # the optimum is nearly flat along some directions: weights agree less tightly
+    np.testing.assert_allclose(direct.weights, via_cvxpy.weights, atol=1e-4)
+    assert max(constraint_violations(problem, direct.weights).values()) <= 1e-7
+    assert "budget" in direct.binding
+
+
 # --- infeasibility ----------------------------------------------------------------------
 
 def _small(**kwargs) -> OptimizationProblem:
