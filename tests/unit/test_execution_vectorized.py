@@ -178,3 +178,42 @@ def test_bad_input_is_refused():
                                  np.ones((5, 2)), np.ones((5, 2)), np.ones((5, 2)))
     with pytest.raises(ExecutionError, match="increasing"):
         MarketArrays.from_arrays(m.sessions[::-1], m.instrument_ids, *(np.ones((5, 2)),) * 4)
+
+
+def test_a_book_fed_one_session_at_a_time_equals_the_reference():
+    # as the backtest walk uses it: bars and actions arrive per session as frames, new
+    # instruments appear (the arrays grow past their initial room), snapshots and orders
+    # are taken between sessions
+    cfg = ExecutionConfig(**CONFIGS[1])
+    m, targets = market(n=12, sessions=40, seed=9)
+    late = {m.instrument_ids[j]: 10 + 2 * j for j in range(6)}  # listed from session 10..
+    broker = BacktestBroker(cfg, portfolio_id=PF, market_id="US_EQ", backtest_id="b",
+                            cash=1e6)
+    book = ArrayBook(cfg, MarketArrays.empty(m.sessions, capacity=4), cash=1e6)
+    ids = np.array(m.instrument_ids)
+    for t, d in enumerate(m.sessions):
+        listed = np.array([late.get(i, 0) <= t for i in ids])
+        has = np.isfinite(m.bars[3, t]) & listed
+        bars = pd.DataFrame({"instrument_id": ids[has], **{
+            f: m.bars[i, t][has] for i, f in enumerate(("open", "high", "low", "close",
+                                                        "volume"))}})
+        actions = pd.DataFrame([(iid, kind, arr[t, j]) for j, iid in enumerate(ids)
+                                for kind, arr in (("SPLIT", m.split), ("DIVIDEND", m.dividend))
+                                if np.isfinite(arr[t, j]) and listed[j]],
+                               columns=["instrument_id", "action_type", "value"])
+        broker.apply_corporate_actions(actions)
+        broker.advance(d, bars)
+        closes = dict(zip(bars["instrument_id"], bars["close"], strict=True))
+        snap = broker.positions_snapshot(d, closes)
+        book.feed(bars, actions)
+        book.advance()
+        assert book.snapshot(PF) == snap
+        if t in targets:
+            want = {i: w for i, w in targets[t].items() if listed[m.instrument_ids.index(i)]}
+            for order in plan_orders(want, broker.positions(), closes, snap.equity, cfg,
+                                     decision_id="d", portfolio_id=PF, decided_on=d):
+                broker.submit_order(order)
+            book.plan(want)
+    assert book.market.bars.shape[2] >= 12
+    assert book.orders(portfolio_id=PF, decision_id="d") == broker.orders()
+    assert book.fills(portfolio_id=PF, decision_id="d") == broker.fills()

@@ -31,17 +31,19 @@ from prometheus_dagster.engines.execution.config import ExecutionConfig
 from prometheus_dagster.engines.execution.errors import ExecutionError
 from prometheus_dagster.engines.execution.orders import QTY_TOL, Fill, Mode, Order, as_date
 from prometheus_dagster.engines.execution.planner import order_id_for
+from prometheus_dagster.engines.execution.simulator import PositionRow, PositionsSnapshot
 
 BAR_FIELDS = ("open", "high", "low", "close", "volume")
 STATUSES = ("NEW", "PARTIALLY_FILLED", "FILLED", "CANCELLED")
 ORDER_TYPES = ("MARKET", "LIMIT", "STOP")
 
 
-@dataclass(frozen=True)
+@dataclass
 class MarketArrays:
     """Bars ``bars[field, session, instrument]`` (NaN: no bar), ``split[session,
     instrument]`` (new shares per old, NaN or 1: none) and ``dividend`` (cash per share,
-    NaN or 0: none)."""
+    NaN or 0: none). Arrays may have more instrument columns than ``instrument_ids`` (room
+    for instruments still to come, all NaN)."""
 
     sessions: list[date]
     instrument_ids: list[str]
@@ -53,9 +55,12 @@ class MarketArrays:
     def from_arrays(cls, sessions: Sequence[Any], instrument_ids: Sequence[str],
                     open: np.ndarray, high: np.ndarray, low: np.ndarray, close: np.ndarray,
                     volume: np.ndarray | None = None, split: np.ndarray | None = None,
-                    dividend: np.ndarray | None = None) -> MarketArrays:
+                    dividend: np.ndarray | None = None, *,
+                    allow_room: bool = False) -> MarketArrays:
         days = [as_date(d, "session") for d in sessions]
         shape = (len(days), len(instrument_ids))
+        if allow_room:
+            shape = np.shape(open)
         if any(b <= a for a, b in zip(days, days[1:], strict=False)):
             raise ExecutionError("market sessions must be strictly increasing")
         bars = np.empty((5, *shape))
@@ -75,6 +80,15 @@ class MarketArrays:
                 raise ExecutionError(f"market {name} has shape {arr.shape}, expected {shape}")
             extra.append(np.ascontiguousarray(arr))
         return cls(days, [str(i) for i in instrument_ids], bars, *extra)
+
+    @classmethod
+    def empty(cls, sessions: Sequence[Any], capacity: int = 64) -> MarketArrays:
+        """No instrument yet, room for ``capacity``; ``ArrayBook.feed`` fills it session by
+        session."""
+        days = [as_date(d, "session") for d in sessions]
+        shape = (len(days), capacity)
+        return cls.from_arrays(days, [], *(np.full(shape, np.nan) for _ in BAR_FIELDS),
+                               allow_room=True)
 
     @classmethod
     def from_frames(cls, prices: pd.DataFrame, actions: pd.DataFrame | None = None,
@@ -130,7 +144,7 @@ class ArrayBook:
             raise ExecutionError(f"initial cash {cash!r} is not a number")
         self.cfg = cfg
         self.market = market
-        n, T = len(market.instrument_ids), len(market.sessions)
+        n, T = market.bars.shape[2], len(market.sessions)
         self._col = {iid: j for j, iid in enumerate(market.instrument_ids)}
         self._order = np.argsort(np.array(market.instrument_ids, dtype=object)).astype(np.int64)
         self.positions = np.zeros(n)
@@ -190,6 +204,7 @@ class ArrayBook:
     def _targets_matrix(self, targets: Mapping[Any, Mapping[str, float] | np.ndarray] | None,
                         first: int, last: int) -> tuple[np.ndarray, np.ndarray]:
         n, T = len(self.market.instrument_ids), len(self.market.sessions)
+        width = self.market.bars.shape[2]
         rebalance = np.full(T, -1, dtype=np.int64)
         rows: list[np.ndarray] = []
         for key, weights in (targets or {}).items():
@@ -201,8 +216,9 @@ class ArrayBook:
                 if row.shape != (n,):
                     raise ExecutionError(f"target weights have shape {row.shape}, expected "
                                          f"({n},) in instrument order")
+                row = np.r_[row, np.zeros(width - n)]
             else:
-                row = np.zeros(n)
+                row = np.zeros(width)
                 for iid, w in weights.items():
                     x = float(w)
                     if not math.isfinite(x):
@@ -211,7 +227,7 @@ class ArrayBook:
                     row[self._column(iid)] = x
             rebalance[t] = len(rows)
             rows.append(row)
-        matrix = np.array(rows) if rows else np.zeros((0, n))
+        matrix = np.array(rows) if rows else np.zeros((0, width))
         return rebalance, matrix
 
     def _session_index(self, day: Any) -> int:
@@ -248,6 +264,118 @@ class ArrayBook:
             self.next_session = t
             if t < last:  # the fills of the next session might not fit: grow and go on
                 self._reserve(0, self.n_open + len(self._fills))
+
+    def _grow(self, size: int) -> None:
+        """Room for ``size`` instrument columns in the market and the book."""
+        m = self.market
+        have = m.bars.shape[2]
+        if size <= have:
+            return
+        size = max(size, 2 * have)
+
+        def wider(arr: np.ndarray, fill: float) -> np.ndarray:
+            out = np.full((*arr.shape[:-1], size), fill, dtype=arr.dtype)
+            out[..., :have] = arr
+            return out
+
+        m.bars, m.split, m.dividend = (wider(m.bars, np.nan), wider(m.split, np.nan),
+                                       wider(m.dividend, np.nan))
+        self.positions, self.marks = wider(self.positions, 0.0), wider(self.marks, np.nan)
+        self.holdings = wider(self.holdings, np.nan)
+
+    def _columns(self, ids: Sequence[str]) -> np.ndarray:
+        """Columns of the instruments, adding the ones not seen yet."""
+        new = [i for i in dict.fromkeys(ids) if i not in self._col]
+        if new:
+            m = self.market
+            self._grow(len(m.instrument_ids) + len(new))
+            for iid in new:
+                self._col[iid] = len(m.instrument_ids)
+                m.instrument_ids.append(iid)
+            self._order = np.argsort(np.array(m.instrument_ids, dtype=object)).astype(np.int64)
+        return np.array([self._col[i] for i in ids], dtype=np.int64)
+
+    def feed(self, bars: pd.DataFrame, actions: pd.DataFrame | None = None) -> None:
+        """The next session's bars (instrument_id, open, high, low, close[, volume]) and
+        corporate actions (instrument_id, action_type, value), for a book on a market built
+        session by session (``MarketArrays.empty``)."""
+        t = self.next_session
+        if t >= len(self.market.sessions):
+            raise ExecutionError("every session of the market was already walked")
+        missing = [c for c in ("instrument_id", *BAR_FIELDS[:4]) if c not in bars.columns]
+        if missing:
+            raise ExecutionError(f"session bars: missing column(s) {', '.join(missing)}")
+        ids = bars["instrument_id"].astype(str).tolist()
+        if len(set(ids)) != len(ids):
+            dup = pd.Series(ids)[pd.Series(ids).duplicated()].iloc[0]
+            raise ExecutionError(f"session bars: instrument {dup} appears twice")
+        act_ids = [] if actions is None or actions.empty else \
+            actions["instrument_id"].astype(str).tolist()
+        cols = self._columns(ids + act_ids)
+        m = self.market
+        m.bars[:, t, :] = np.nan
+        for i, name in enumerate(BAR_FIELDS):
+            if name in bars.columns:
+                m.bars[i, t, cols[:len(ids)]] = bars[name].to_numpy(dtype=float)
+        m.split[t, :] = np.nan
+        m.dividend[t, :] = np.nan
+        if act_ids:
+            kinds = actions["action_type"].astype(str).tolist()
+            values = pd.to_numeric(actions["value"], errors="coerce").to_numpy(dtype=float)
+            for c, kind, v in zip(cols[len(ids):], kinds, values, strict=True):
+                if not math.isfinite(v):
+                    continue
+                if kind == "SPLIT" and v > 0:
+                    m.split[t, c] = v if np.isnan(m.split[t, c]) else m.split[t, c] * v
+                elif kind == "DIVIDEND":
+                    m.dividend[t, c] = v if np.isnan(m.dividend[t, c]) \
+                        else m.dividend[t, c] + v
+
+    def advance(self) -> None:
+        """Walk the next session (actions, fills, marks, valuation), deciding nothing."""
+        self.run(until=self.next_session + 1)
+
+    def plan(self, target: Mapping[str, float]) -> int:
+        """Orders toward ``target`` (instrument -> weight of equity) decided at the close of
+        the last walked session, at its closes; returns how many."""
+        t = self.next_session - 1
+        if t < 0:
+            raise ExecutionError("walk a session before planning orders at its close")
+        row = np.zeros(self.market.bars.shape[2])
+        cols = self._columns([str(i) for i in target])
+        for c, w in zip(cols, target.values(), strict=True):
+            x = float(w)
+            if not math.isfinite(x):
+                raise ExecutionError(f"target weight {w!r} is not a finite number")
+            row[c] = x
+        equity = float(self.daily[t, K.D_EQUITY])
+        if equity <= 0:
+            raise ExecutionError(f"equity must be positive to size orders, got {equity:g}")
+        self._reserve(len(self.market.instrument_ids), 0)
+        before = self.n_orders
+        self.n_orders, self.n_open, skipped = K.plan_session(
+            t, row, self.market.bars[3, t], equity, self.positions, self._orders,
+            self.n_orders, self._open, self.n_open, float(self.cfg.lot_size),
+            float(self.cfg.min_order_value), self._order)
+        self.skipped += skipped
+        return self.n_orders - before
+
+    def snapshot(self, portfolio_id: str, mode: Mode = "BACKTEST") -> PositionsSnapshot:
+        """Holdings at the close of the last walked session, as ``MarketSimulator.snapshot``
+        gives them (instrument order, valued at the session's closes or the latest
+        marks)."""
+        t = self.next_session - 1
+        ids = self.market.instrument_ids
+        cash = float(self.state[0])
+        held = [j for j in self._order.tolist() if self.positions[j] != 0.0]
+        value = float(self.daily[t, K.D_VALUE])
+        equity = float(self.daily[t, K.D_EQUITY])
+        rows = tuple(PositionRow(ids[j], float(self.positions[j]), float(self.marks[j]),
+                                 float(self.positions[j] * self.marks[j]),
+                                 float(self.positions[j] * self.marks[j] / equity)
+                                 if equity > 0 else math.nan) for j in held)
+        return PositionsSnapshot(self.market.sessions[t], portfolio_id, mode, cash, value,
+                                 equity, rows)
 
     def add_order(self, order: Order) -> None:
         """Put an order on the book as it stands (any type; NEW or PARTIALLY_FILLED, with
