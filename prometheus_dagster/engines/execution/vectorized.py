@@ -149,15 +149,17 @@ class ArrayBook:
         self._order = np.argsort(np.array(market.instrument_ids, dtype=object)).astype(np.int64)
         self.positions = np.zeros(n)
         self.marks = np.full(n, np.nan)
-        for iid, q in (positions or {}).items():
-            if abs(float(q)) > QTY_TOL:
-                self.positions[self._column(iid)] = float(q)
-        for iid, m in (marks or {}).items():
-            if str(iid) in self._col:
-                self.marks[self._col[str(iid)]] = float(m)
         self.state = np.array([float(cash)])
         self.daily = np.full((T, K.DAILY_COLS), np.nan)
         self.holdings = np.full((T if keep_holdings else 0, n), np.nan)
+        held = {str(i): float(q) for i, q in (positions or {}).items() if abs(float(q)) > QTY_TOL}
+        known = {str(i): float(m) for i, m in (marks or {}).items()}
+        # holdings and marks of instruments without bars get columns of their own
+        self._columns(sorted(set(held) | set(known)))
+        for iid, q in held.items():
+            self.positions[self._col[iid]] = q
+        for iid, m in known.items():
+            self.marks[self._col[iid]] = m
         self._orders = np.empty((16, K.ORDER_COLS))
         self._open = np.empty(16, dtype=np.int64)
         self._fills = np.empty((16, K.FILL_COLS))
@@ -384,7 +386,7 @@ class ArrayBook:
         if not order.is_open:
             raise ExecutionError(f"order {order.order_id} is {order.status}: only open orders "
                                  "go on the book")
-        j = self._column(order.instrument_id)
+        j = int(self._columns([order.instrument_id])[0])
         decided = bisect_right(self.market.sessions, order.decided_on) - 1
         if decided < self.next_session - 1:
             raise ExecutionError(f"order {order.order_id} decided on {order.decided_on} but "
