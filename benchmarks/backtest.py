@@ -12,7 +12,8 @@ universe's profile requirement met by the statement profiles) in strict mode: ev
 every engine goes through the time machine, the assessment scores are computed in the walk
 with the model version trained before each rebalance, the risk model is estimated point in
 time, the optimiser rebalances from the simulated holdings, the simulator fills on the next
-session. Prints the metrics, the per-stage times and where the tear sheet is; writes
+session. Prints the metrics, the per-stage times (inside the backtest stage also the walk's
+seconds in market reads, simulator and decisions) and where the tear sheet is; writes
 benchmarks/results/backtest.json.
 """
 
