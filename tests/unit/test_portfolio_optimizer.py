@@ -368,3 +368,58 @@ def test_validation_is_not_confused_by_itertools():
     p = prepare(_small(groups=masks))
     assert [g[0] for g in p.groups] == ["a", "b"]
     assert list(itertools.islice(p.names, 2)) == ["A", "B"]
+
+
+# --- screening large books ----------------------------------------------------------------
+
+def _large_book(n: int = 320, k: int = 4, seed: int = 21):
+    """A long-only book holding 40 names (some others at a sliver left by the solver),
+    sectors with floors, a soft-target budget and a binding turnover limit."""
+    rng = np.random.default_rng(seed)
+    risk = RiskModel(rng.normal(size=(n, k)) * 0.3 + np.r_[1.0, np.zeros(k - 1)],
+                     np.diag(rng.uniform(0.01, 0.04, k)), rng.uniform(0.02, 0.2, n))
+    w_prev = np.zeros(n)
+    held = rng.choice(n, 40, replace=False)
+    w_prev[held] = rng.uniform(0.5, 1.5, 40) / 40
+    w_prev[held] /= w_prev[held].sum()
+    slivers = rng.choice(np.setdiff1d(np.arange(n), held), 10, replace=False)
+    w_prev[slivers] = 5e-7
+    sectors = rng.integers(0, 6, n)
+    return OptimizationProblem(
+        rng.normal(0.05, 0.1, n), risk, 4.0, w_prev=w_prev, cost_bps=30.0, upper=0.05,
+        groups={f"s{s}": ((sectors == s).astype(float), 0.05, 0.4) for s in range(6)},
+        factor_limits={1: (-0.2, 0.2)}, turnover_limit=0.3,
+        budgeted=(((rng.random(n) < 0.1) & (w_prev == 0)).astype(float), 0.02))
+
+
+def test_screened_solve_is_the_full_optimum():
+    from prometheus_dagster.engines.portfolio.qp import ClarabelCache
+    from prometheus_dagster.engines.portfolio.screening import screened_solve
+
+    problem = _large_book()
+    p = prepare(problem)
+    screened = screened_solve(p, ClarabelCache())
+    assert screened is not None  # the book was solved on a subset with a certificate
+    res, dense = optimize(problem), optimize_dense(problem)
+    np.testing.assert_array_equal(res.weights, screened[0])
+    assert res.objective == pytest.approx(dense.objective, rel=1e-7)
+    np.testing.assert_allclose(res.weights, dense.weights, atol=1e-5)
+    assert max(constraint_violations(problem, res.weights).values()) <= 1e-8
+    assert "turnover" in res.binding
+
+
+def test_certificate_names_the_optimal_names_left_out():
+    from prometheus_dagster.engines.portfolio.qp import ClarabelCache, assemble
+    from prometheus_dagster.engines.portfolio.screening import restrict, violations
+
+    p = prepare(_large_book(seed=4))
+    full = optimize_dense(_large_book(seed=4)).weights
+    bought = np.flatnonzero((full > 1e-4) & (p.w_prev == 0))
+    assert bought.size >= 3
+    keep = np.ones(p.n, dtype=bool)
+    keep[bought] = False  # leave out names the optimum buys
+    sub = restrict(p, np.flatnonzero(keep))
+    qp = assemble(sub)
+    sol = ClarabelCache().solve(qp, sub.n)
+    flagged = np.flatnonzero(~keep)[violations(p, np.flatnonzero(~keep), qp, sol)]
+    assert set(flagged) == set(bought)

@@ -46,6 +46,7 @@ from prometheus_dagster.engines.portfolio.qp import (
     ClarabelCache,
     assemble,
 )
+from prometheus_dagster.engines.portfolio.screening import screened_solve
 
 CACHE_SIZE = 16
 SOLVER_OPTIONS: dict[str, dict] = {
@@ -140,6 +141,11 @@ def _cvxpy_result(p: PreparedProblem, form: Formulation, solver: str, status: st
 
 
 def _solve_direct(p: PreparedProblem) -> OptimizationResult:
+    screened = screened_solve(p, _clarabel)
+    if screened is not None:
+        w, sol = screened
+        status = cp.OPTIMAL if sol.status == "Solved" else cp.OPTIMAL_INACCURATE
+        return _result(p, w, "CLARABEL", status, sol.solve_seconds, sol.iterations)
     sol = _clarabel.solve(assemble(p), p.n)
     if sol.status in INFEASIBLE:
         raise InfeasibleProblemError(diagnose_infeasibility(p) or [

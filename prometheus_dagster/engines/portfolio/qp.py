@@ -91,6 +91,9 @@ class QP:
     n_nonneg: int
     n_vars: int
     scale: float
+    shared: dict[str, int]       # row of the budget, turnover, gross and budgeted sums
+    group_rows: np.ndarray       # per group: row of its max, row of its min (-1: none)
+    has_trades: bool             # trade variables exist (a turnover limit or costs)
 
     def cones(self) -> list:
         out = []
@@ -153,11 +156,13 @@ def assemble(p: PreparedProblem) -> QP:
     n_vars = g0 + g_split.size
     ids = np.arange(n)
 
+    shared: dict[str, int] = {}  # rows every name enters (see ``screened``)
     zero = _Rows()
     zero.add(np.r_[np.repeat(np.arange(k), n), np.arange(k)],
              np.r_[np.tile(ids, k), n + np.arange(k)], np.r_[p.B.T.ravel(), -np.ones(k)],
              0.0, k)
     if p.budget is not None:
+        shared["budget"] = zero.count
         zero.sum_row(ids, 1.0, p.budget)
     if fixed.any():
         idx = np.flatnonzero(fixed)
@@ -172,20 +177,27 @@ def assemble(p: PreparedProblem) -> QP:
     trade = _abs_terms(p.lower, p.upper, p.w_prev, t_split, t0)
     if use_turnover:
         cols, coef, const = trade
+        shared["turnover"] = ineq.count
         ineq.sum_row(cols, coef, p.turnover - const.sum())
     if use_gross or use_budgeted:
         _split_rows(ineq, g_split, g0, zeros)
         cols, coef, _ = _abs_terms(p.lower, p.upper, zeros, g_split, g0)
         if use_gross:
+            shared["gross"] = ineq.count
             ineq.sum_row(cols, coef, p.gross)
         if use_budgeted:
             inside = p.budgeted[0] > 0
+            shared["budgeted"] = ineq.count
             ineq.sum_row(cols[inside], coef[inside], p.budgeted[1])
+    group_rows = np.full((len(p.groups), 2), -1, dtype=np.int64)  # (max row, min row)
     if p.groups:
         masks = np.array([m for _, m, _, _ in p.groups])
         lo = np.array([g[2] for g in p.groups])
         hi = np.array([g[3] for g in p.groups])
         up, down = np.isfinite(hi), np.isfinite(lo)
+        first = ineq.count
+        group_rows[up, 0] = first + np.arange(up.sum())
+        group_rows[down, 1] = first + up.sum() + np.arange(down.sum())
         ineq.sum_rows(np.concatenate([masks[up], masks[down]]),
                       np.r_[np.ones(up.sum()), -np.ones(down.sum())], np.r_[hi[up], -lo[down]])
     if p.factor_limits:
@@ -216,7 +228,12 @@ def assemble(p: PreparedProblem) -> QP:
         cols, coef, _ = trade
         priced = cols >= t0
         q[cols[priced]] += scale * p.cost[priced] * coef[priced]
-    return QP(P, q, A, b, n_zero, n_ineq, n_vars, scale)
+    ineq_shared = {key: row + n_zero for key, row in shared.items() if key != "budget"}
+    if "budget" in shared:
+        ineq_shared["budget"] = shared["budget"]
+    group_rows[group_rows >= 0] += n_zero
+    return QP(P, q, A, b, n_zero, n_ineq, n_vars, scale, ineq_shared, group_rows,
+              bool(use_turnover or use_costs))
 
 
 @dataclass
@@ -226,6 +243,7 @@ class QPSolution:
     iterations: int
     solve_seconds: float
     reused: bool
+    duals: np.ndarray | None = None
 
 
 def _settings(extra: dict) -> clarabel.DefaultSettings:
@@ -286,5 +304,8 @@ class ClarabelCache:
             sol = solver.solve()
             status = str(sol.status)
             iterations += int(sol.iterations)
-        weights = np.array(sol.x[:n], dtype=float) if status in SOLVED else None
-        return QPSolution(weights, status, iterations, time.perf_counter() - t0, reused)
+        solved = status in SOLVED
+        weights = np.array(sol.x[:n], dtype=float) if solved else None
+        duals = np.array(sol.z, dtype=float) if solved else None
+        return QPSolution(weights, status, iterations, time.perf_counter() - t0, reused,
+                          duals)
