@@ -4,9 +4,11 @@
 numpy (``qp.assemble``) and calls Clarabel directly: no modelling layer on the hot path.
 Problems with the same structure (names, which bounds are finite, group and budgeted
 membership, which limits exist; never the holdings) share one cached solver whose numbers are
-updated in place, so successive dates skip the symbolic analysis. Clarabel is an
-interior-point solver: it has no warm start of its iterates, so ``warm_start`` is only
-checked there.
+updated in place, so successive dates skip the symbolic analysis. A long-only book of
+``screening.MIN_NAMES`` names or more is first solved on a subset with a dual certificate
+that the names left out belong at zero (``screening``); the optimum is the full problem's.
+Clarabel is an interior-point solver: it has no warm start of its iterates, so
+``warm_start`` is only checked there.
 
 Any other solver name (e.g. ``OSQP``, or ``CVXPY:CLARABEL`` for Clarabel through cvxpy) goes
 through the cached, parametrised cvxpy problem of ``formulation.build``: successive dates
