@@ -392,11 +392,12 @@ def _large_book(n: int = 320, k: int = 4, seed: int = 21):
         budgeted=(((rng.random(n) < 0.1) & (w_prev == 0)).astype(float), 0.02))
 
 
-def test_screened_solve_is_the_full_optimum():
+@pytest.mark.parametrize("seed", [21, 8, 13])
+def test_screened_solve_is_the_full_optimum(seed):
     from prometheus_dagster.engines.portfolio.qp import ClarabelCache
     from prometheus_dagster.engines.portfolio.screening import screened_solve
 
-    problem = _large_book()
+    problem = _large_book(seed=seed)
     p = prepare(problem)
     screened = screened_solve(p, ClarabelCache())
     assert screened is not None  # the book was solved on a subset with a certificate
