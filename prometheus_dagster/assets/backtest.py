@@ -38,7 +38,6 @@ from prometheus_dagster.engines.backtest import (
     tear_sheet_png,
     with_returns_and_drawdown,
 )
-from prometheus_dagster.engines.execution import execution_frames
 from prometheus_dagster.resources.io_manager import WarehouseResource
 from prometheus_dagster.resources.mlflow_tracking import MlflowTracking
 from prometheus_dagster.resources.warehouse import Warehouse
@@ -153,7 +152,9 @@ def backtest_asset(market_id: str) -> AssetsDefinition:
         return MaterializeResult(metadata={
             **lineage, "backtest_id": spec.backtest_id,
             "sessions": len(spec.sessions), "rebalances": len(result.decisions),
-            "fills": len(result.broker.fills()),
+            "fills": len(result.fills()),
+            "walk_seconds": MetadataValue.json({k: round(v, 2)
+                                                for k, v in result.seconds.items()}),
             "scores_computed_in_run": result.scores_computed,
             **{k: float(metrics[k]) for k in ("total_return", "cagr", "sharpe",
                                               "max_drawdown") if metrics.get(k) is not None},
@@ -168,7 +169,7 @@ def _write(wh: Warehouse, context, spec: BacktestSpec, result, equity: pd.DataFr
     backtests untouched) and its ``backtest_runs`` row."""
     bid, market = spec.backtest_id, spec.market_id
     dates = spec.sessions
-    frames = execution_frames(result.broker, result.snapshots)
+    frames = result.frames()
     fills = frames["fills"]
     trades = pd.DataFrame({
         "backtest_id": bid, "market_id": market, "date": fills["date"],

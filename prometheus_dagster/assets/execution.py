@@ -161,7 +161,7 @@ def compute_paper(log, wh: Warehouse, market_id: str, dates: list[pd.Timestamp],
                 target_weights=target, decision_id=decision_id)
             closes = dict(zip(day_bars["instrument_id"], day_bars["close"].astype(float),
                               strict=True))
-            by_id.update({o.order_id: o for o in done.broker.orders()})
+            by_id.update({o.order_id: o for o in done.orders})
             fills += done.fills
             snaps.append(done.snapshot)
             book, open_orders = done.book, done.open_orders()

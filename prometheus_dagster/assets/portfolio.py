@@ -14,7 +14,7 @@ from prometheus_dagster.assets.fragility import read_paths_by_date
 from prometheus_dagster.assets.risk import load_risk_models
 from prometheus_dagster.assets.universe import register_strategies
 from prometheus_dagster.core.partitions import market_partitions_def
-from prometheus_dagster.core.schemas import empty_frame
+from prometheus_dagster.core.schemas import empty_frame, validate_frame
 from prometheus_dagster.engines.portfolio import InfeasibleProblemError
 from prometheus_dagster.engines.portfolio.construction import (
     build_problem,
@@ -120,7 +120,7 @@ def compute_targets(log, wh: Warehouse, market_id: str, dates: list[pd.Timestamp
                 built, result, strategy_id=sid, market_id=market_id, as_of_date=d,
                 config_id=config_id,
                 model_ids={"assessment": decision["model_id"]} if decision["model_id"]
-                else None)
+                else None, validate=False)
             frames.append(rows)
             held = {r.instrument_id: float(r.weight) for r in rows.itertuples()
                     if r.weight != 0.0}
@@ -130,7 +130,8 @@ def compute_targets(log, wh: Warehouse, market_id: str, dates: list[pd.Timestamp
                 if len(rows) else 0.0,
                 "volatility": float(result.volatility), "turnover": float(result.turnover),
                 "binding": result.binding, "notes": built.notes}})
-    out = pd.concat(frames, ignore_index=True) if frames else empty_frame("target_portfolios")
+    out = validate_frame("target_portfolios", pd.concat(frames, ignore_index=True)) if frames \
+        else empty_frame("target_portfolios")
     return out, decisions
 
 

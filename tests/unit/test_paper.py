@@ -98,7 +98,7 @@ def test_resuming_from_stored_rows_every_session_equals_one_continuous_broker(ca
                                  open_orders=open_orders_at(o_rows, f_rows, d),
                                  actions=NO_ACTIONS, bars=bars[d], target_weights=want[d],
                                  decision_id=f"d:{d}")
-        orders.update({o.order_id: o for o in done.broker.orders()})
+        orders.update({o.order_id: o for o in done.orders})
         fills += done.fills
         snaps.append(done.snapshot)
     assert [s.equity for s in snaps] == pytest.approx(ref_equity, rel=1e-12)

@@ -246,6 +246,44 @@ def test_warm_started_dates_equal_cold_solves(solver):
         w_prev = warm.weights
 
 
+def test_cached_solver_updated_in_place_equals_fresh_solves():
+    # successive dates reuse one Clarabel solver (same structure, new numbers); each date's
+    # weights must be bit-identical to a solve on a fresh solver
+    w_prev, cached = np.full(60, 1 / 60), []
+    clear_cache()
+    problems = []
+    for make in _dated_problems(dates=5):
+        problems.append(make(w_prev))
+        res = optimize(problems[-1])
+        cached.append(res)
+        w_prev = res.weights
+    assert sum(r.iterations > 0 for r in cached) == len(cached)
+    for problem, res in zip(problems, cached, strict=True):
+        clear_cache()
+        assert np.array_equal(optimize(problem).weights, res.weights)
+
+
+def test_direct_qp_agrees_with_the_cvxpy_formulation_long_short():
+    # names straddling zero get split variables for the gross and budgeted sums
+    rng = np.random.default_rng(11)
+    n = 40
+    problem = OptimizationProblem(
+        rng.normal(0, 0.05, n), random_risk(rng, n, 3), 2.0, w_prev=rng.normal(0, 0.02, n),
+        cost_bps=rng.uniform(0, 20, n), budget=0.0, lower=-0.1, upper=0.1, gross_limit=1.5,
+        groups={"g": ((np.arange(n) % 3 == 0).astype(float), -0.1, 0.1)},
+        factor_limits={0: (-0.05, 0.05)}, turnover_limit=1.0,
+        budgeted=((np.arange(n) < 8).astype(float), 0.2))
+    direct = optimize(problem)
+    via_cvxpy = optimize(problem, solver="CVXPY:CLARABEL")
+    assert via_cvxpy.solver == "CLARABEL"
+    assert direct.objective == pytest.approx(optimize_dense(problem).objective, rel=1e-7)
+    assert direct.objective == pytest.approx(via_cvxpy.objective, rel=1e-7)
+    # the optimum is nearly flat along some directions: weights agree less tightly
+    np.testing.assert_allclose(direct.weights, via_cvxpy.weights, atol=1e-4)
+    assert max(constraint_violations(problem, direct.weights).values()) <= 1e-7
+    assert "budget" in direct.binding
+
+
 # --- infeasibility ----------------------------------------------------------------------
 
 def _small(**kwargs) -> OptimizationProblem:
@@ -330,3 +368,59 @@ def test_validation_is_not_confused_by_itertools():
     p = prepare(_small(groups=masks))
     assert [g[0] for g in p.groups] == ["a", "b"]
     assert list(itertools.islice(p.names, 2)) == ["A", "B"]
+
+
+# --- screening large books ----------------------------------------------------------------
+
+def _large_book(n: int = 320, k: int = 4, seed: int = 21):
+    """A long-only book holding 40 names (some others at a sliver left by the solver),
+    sectors with floors, a soft-target budget and a binding turnover limit."""
+    rng = np.random.default_rng(seed)
+    risk = RiskModel(rng.normal(size=(n, k)) * 0.3 + np.r_[1.0, np.zeros(k - 1)],
+                     np.diag(rng.uniform(0.01, 0.04, k)), rng.uniform(0.02, 0.2, n))
+    w_prev = np.zeros(n)
+    held = rng.choice(n, 40, replace=False)
+    w_prev[held] = rng.uniform(0.5, 1.5, 40) / 40
+    w_prev[held] /= w_prev[held].sum()
+    slivers = rng.choice(np.setdiff1d(np.arange(n), held), 10, replace=False)
+    w_prev[slivers] = 5e-7
+    sectors = rng.integers(0, 6, n)
+    return OptimizationProblem(
+        rng.normal(0.05, 0.1, n), risk, 4.0, w_prev=w_prev, cost_bps=30.0, upper=0.05,
+        groups={f"s{s}": ((sectors == s).astype(float), 0.05, 0.4) for s in range(6)},
+        factor_limits={1: (-0.2, 0.2)}, turnover_limit=0.3,
+        budgeted=(((rng.random(n) < 0.1) & (w_prev == 0)).astype(float), 0.02))
+
+
+@pytest.mark.parametrize("seed", [21, 8, 13])
+def test_screened_solve_is_the_full_optimum(seed):
+    from prometheus_dagster.engines.portfolio.qp import ClarabelCache
+    from prometheus_dagster.engines.portfolio.screening import screened_solve
+
+    problem = _large_book(seed=seed)
+    p = prepare(problem)
+    screened = screened_solve(p, ClarabelCache())
+    assert screened is not None  # the book was solved on a subset with a certificate
+    res, dense = optimize(problem), optimize_dense(problem)
+    np.testing.assert_array_equal(res.weights, screened[0])
+    assert res.objective == pytest.approx(dense.objective, rel=1e-7)
+    np.testing.assert_allclose(res.weights, dense.weights, atol=1e-5)
+    assert max(constraint_violations(problem, res.weights).values()) <= 1e-8
+    assert "turnover" in res.binding
+
+
+def test_certificate_names_the_optimal_names_left_out():
+    from prometheus_dagster.engines.portfolio.qp import ClarabelCache, assemble
+    from prometheus_dagster.engines.portfolio.screening import restrict, violations
+
+    p = prepare(_large_book(seed=4))
+    full = optimize_dense(_large_book(seed=4)).weights
+    bought = np.flatnonzero((full > 1e-4) & (p.w_prev == 0))
+    assert bought.size >= 3
+    keep = np.ones(p.n, dtype=bool)
+    keep[bought] = False  # leave out names the optimum buys
+    sub = restrict(p, np.flatnonzero(keep))
+    qp = assemble(sub)
+    sol = ClarabelCache().solve(qp, sub.n)
+    flagged = np.flatnonzero(~keep)[violations(p, np.flatnonzero(~keep), qp, sol)]
+    assert set(flagged) == set(bought)

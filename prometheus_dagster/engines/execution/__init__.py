@@ -10,6 +10,9 @@ commissions).
 * ``simulator``: ``MarketSimulator`` (cash, positions, open orders), ``Account``,
   ``PositionsSnapshot``.
 * ``broker``: ``BrokerInterface``, ``BacktestBroker``, ``PaperBroker``, ``make_broker``.
+* ``kernel`` / ``vectorized``: the simulator's fast path, ``ArrayBook`` on ``MarketArrays``
+  (every instrument of a session at once, compiled with numba; same fills and equity as
+  ``MarketSimulator``), used by backtests and paper trading.
 * ``frames``: rows of ``orders``, ``fills`` and ``positions_snapshots``.
 
 Importing the package declares the tables and registers the ``execution`` config.
@@ -33,6 +36,7 @@ from prometheus_dagster.engines.execution.errors import (
 from prometheus_dagster.engines.execution.fill_model import Bar, session_bars
 from prometheus_dagster.engines.execution.frames import (
     execution_frames,
+    execution_tables,
     fills_frame,
     orders_frame,
     snapshots_frame,
@@ -71,7 +75,8 @@ __all__ = [
     "BacktestBroker", "Bar", "BrokerInterface", "ExecutionConfig", "ExecutionError", "Fill",
     "LiveBrokerUnavailableError", "MarketSimulator", "Order", "OrderPlan",
     "OrderValidationError", "PaperBroker", "PositionRow", "PositionsSnapshot",
-    "SimulatedBroker", "execution_frames", "fills_frame", "make_broker", "order_id_for",
+    "SimulatedBroker", "execution_frames", "execution_tables", "fills_frame", "make_broker",
+    "order_id_for",
     "orders_frame", "plan_order_set", "plan_orders", "round_to_lot", "session_bars",
     "snapshots_frame",
 ]

@@ -77,12 +77,19 @@ def snapshots_frame(snapshots: Iterable[PositionsSnapshot], *, market_id: str, c
                           pd.DataFrame(rows, columns=POSITIONS_SNAPSHOTS.column_names))
 
 
+def execution_tables(orders: Iterable[Order], fills: Iterable[Fill],
+                     snapshots: Iterable[PositionsSnapshot], *, market_id: str, config_id: str,
+                     backtest_id: str | None = None) -> dict[str, pd.DataFrame]:
+    """Table name -> frame of the orders, fills and snapshots."""
+    kw = {"market_id": market_id, "config_id": config_id, "backtest_id": backtest_id}
+    return {"orders": orders_frame(orders, **kw), "fills": fills_frame(fills, **kw),
+            "positions_snapshots": snapshots_frame(snapshots, **kw)}
+
+
 def execution_frames(broker: SimulatedBroker,
                      snapshots: Iterable[PositionsSnapshot] = ()) -> dict[str, pd.DataFrame]:
     """Table name -> frame of a simulated broker's orders, fills and the given snapshots,
     with the broker's market, backtest_id and config_id."""
-    kw = {"market_id": broker.market_id, "config_id": broker.config_id,
-          "backtest_id": broker.backtest_id}
-    return {"orders": orders_frame(broker.orders(), **kw),
-            "fills": fills_frame(broker.fills(), **kw),
-            "positions_snapshots": snapshots_frame(snapshots, **kw)}
+    return execution_tables(broker.orders(), broker.fills(), snapshots,
+                            market_id=broker.market_id, config_id=broker.config_id,
+                            backtest_id=broker.backtest_id)

@@ -6,10 +6,14 @@ closes, and the session's target weights (if any) become the orders for the next
 The stored ``orders`` rows carry each order's latest status, which a later session may have
 changed; ``open_orders_at`` rebuilds what was open at the start of a session from the
 orders and the fills dated before it, so re-running a past session sees what it saw then.
+
+A session runs on the simulator's array path (``ArrayBook``): the same fills, book and orders
+as a ``PaperBroker`` would give, every instrument at once.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -18,13 +22,14 @@ from typing import Any
 
 import pandas as pd
 
-from prometheus_dagster.engines.execution.broker import PaperBroker
 from prometheus_dagster.engines.execution.config import ExecutionConfig
 from prometheus_dagster.engines.execution.errors import ExecutionError
 from prometheus_dagster.engines.execution.orders import QTY_TOL, Fill, Order, as_date
-from prometheus_dagster.engines.execution.planner import plan_orders
 from prometheus_dagster.engines.execution.schemas import CASH_ROW
 from prometheus_dagster.engines.execution.simulator import PositionsSnapshot
+from prometheus_dagster.engines.execution.vectorized import ArrayBook, MarketArrays
+
+log = logging.getLogger(__name__)
 
 BAR_COLUMNS = ["instrument_id", "open", "high", "low", "close", "volume"]
 OPEN_STATUSES = ("NEW", "PARTIALLY_FILLED")
@@ -116,10 +121,11 @@ def open_orders_at(orders: pd.DataFrame, fills: pd.DataFrame, session: Any) -> l
 
 @dataclass
 class PaperSession:
-    """What one paper session did: the broker (its orders: those carried in and the new ones),
-    the session's fills, the book at its close, the new orders and the dividends paid."""
+    """What one paper session did: every order on the book (those carried in, as they stand
+    after the session, then the new ones), the session's fills, the book at its close, the
+    new orders and the dividends paid per instrument."""
 
-    broker: PaperBroker
+    orders: list[Order]
     fills: list[Fill]
     snapshot: PositionsSnapshot
     new_orders: list[Order]
@@ -130,7 +136,26 @@ class PaperSession:
         return PaperBook.from_snapshot(self.snapshot)
 
     def open_orders(self) -> list[Order]:
-        return self.broker.orders(open_only=True)
+        return [o for o in self.orders if o.is_open]
+
+
+def _dividends(book: PaperBook, actions: pd.DataFrame) -> dict[str, float]:
+    """Cash paid per instrument by the session's dividends on the holdings (after its
+    splits), as the simulator books it."""
+    if actions.empty:
+        return {}
+    kinds = actions["action_type"].astype(str)
+    values = pd.to_numeric(actions["value"], errors="coerce")
+    ids = actions["instrument_id"].astype(str)
+    held = dict(book.positions)
+    for iid, v in zip(ids[kinds == "SPLIT"], values[kinds == "SPLIT"], strict=True):
+        if math.isfinite(v) and v > 0 and held.get(iid):
+            held[iid] *= v
+    paid: dict[str, float] = {}
+    for iid, v in zip(ids[kinds == "DIVIDEND"], values[kinds == "DIVIDEND"], strict=True):
+        if math.isfinite(v) and held.get(iid):
+            paid[iid] = paid.get(iid, 0.0) + held[iid] * v
+    return paid
 
 
 def run_paper_session(cfg: ExecutionConfig, *, portfolio_id: str, market_id: str,
@@ -149,18 +174,24 @@ def run_paper_session(cfg: ExecutionConfig, *, portfolio_id: str, market_id: str
     if bars.empty:
         raise ExecutionError(f"paper session {day} of {portfolio_id}: no price bars for "
                              f"{market_id}; ingest the session's prices first")
-    broker = PaperBroker(cfg, portfolio_id=portfolio_id, market_id=market_id, cash=book.cash,
-                         positions=book.positions, marks=book.marks, config_id=config_id)
+    arrays = ArrayBook(cfg, MarketArrays.empty([day], capacity=len(bars) + 8),
+                       cash=book.cash, positions=book.positions, marks=book.marks)
     for order in open_orders:
-        broker.restore_order(order)
-    dividends = broker.apply_corporate_actions(actions)
-    fills = broker.on_session(day, bars[BAR_COLUMNS])
-    closes = dict(zip(bars["instrument_id"], bars["close"].astype(float), strict=True))
-    snapshot = broker.positions_snapshot(day, closes)
-    new: list[Order] = []
+        if order.mode != "PAPER" or order.portfolio_id != portfolio_id:
+            raise ExecutionError(
+                f"order {order.order_id} ({order.mode}, {order.portfolio_id}) does not belong "
+                f"to this PAPER book of {portfolio_id}")
+        arrays.add_order(order)
+    arrays.feed(bars[BAR_COLUMNS], actions)
+    arrays.advance()
+    fills = arrays.fills(portfolio_id=portfolio_id, decision_id=decision_id, mode="PAPER")
+    snapshot = arrays.snapshot(portfolio_id, mode="PAPER")
+    carried = len(open_orders)
     if target_weights is not None:
-        for order in plan_orders(target_weights, broker.positions(), closes, snapshot.equity,
-                                 cfg, decision_id=decision_id, portfolio_id=portfolio_id,
-                                 decided_on=day, mode="PAPER"):
-            new.append(broker.submit_order(order))
-    return PaperSession(broker, fills, snapshot, new, dividends)
+        arrays.plan(target_weights)
+        if arrays.skipped:
+            log.warning("portfolio %s on %s: %d instrument(s) skipped: no usable reference "
+                        "price", portfolio_id, day, arrays.skipped)
+    orders = arrays.orders(portfolio_id=portfolio_id, decision_id=decision_id, mode="PAPER")
+    return PaperSession(orders, fills, snapshot, orders[carried:],
+                        _dividends(book, actions))

@@ -4,7 +4,11 @@ budget limits, on a factor risk model Sigma = B F B' + diag(D).
 
 * ``problem``: ``RiskModel``, ``OptimizationProblem``, ``OptimizationResult`` and input
   validation.
-* ``formulation``: the cvxpy problem (factor form, dense baseline, feasibility checks).
+* ``qp``: the factor form as one sparse QP for Clarabel, solvers cached per structure.
+* ``screening``: large long-only books solved on a subset, with a dual certificate for the
+  names left out.
+* ``formulation``: the cvxpy problem (factor form for other solvers, dense baseline,
+  feasibility checks).
 * ``constraints``: binding constraints, violations and the infeasibility diagnosis.
 * ``optimizer``: ``optimize`` (cached, parametrised, warm-startable) and ``optimize_dense``.
 * ``construction``: a strategy, its universe and a risk model -> the problem

@@ -31,11 +31,16 @@ def binding_constraints(p: PreparedProblem, w: np.ndarray,
                         tol: float = BINDING_TOL) -> list[str]:
     """Constraints active at ``w`` (within ``tol``, relative to bounds above 1)."""
     out: list[str] = []
-    for i, name in enumerate(p.names):
-        if np.isfinite(p.lower[i]) and _active(w[i], p.lower[i], tol):
-            out.append(f"lower[{name}]")
-        if np.isfinite(p.upper[i]) and _active(w[i], p.upper[i], tol):
-            out.append(f"upper[{name}]")
+    with np.errstate(invalid="ignore"):
+        at_lower = np.isfinite(p.lower) & (
+            np.abs(w - p.lower) <= tol * np.maximum(1.0, np.abs(p.lower)))
+        at_upper = np.isfinite(p.upper) & (
+            np.abs(w - p.upper) <= tol * np.maximum(1.0, np.abs(p.upper)))
+    for i in np.flatnonzero(at_lower | at_upper).tolist():
+        if at_lower[i]:
+            out.append(f"lower[{p.names[i]}]")
+        if at_upper[i]:
+            out.append(f"upper[{p.names[i]}]")
     if p.budget is not None:
         out.append("budget")
     if p.gross is not None and _active(np.abs(w).sum(), p.gross, tol):

@@ -298,17 +298,25 @@ def optimize_strategy(built: ConstructedProblem, *, solver: str = "CLARABEL",
 
 def target_portfolio_rows(built: ConstructedProblem, result: OptimizationResult, *,
                           strategy_id: str, market_id: str, as_of_date: pd.Timestamp,
-                          config_id: str, model_ids: Mapping[str, str] | None = None
-                          ) -> pd.DataFrame:
+                          config_id: str, model_ids: Mapping[str, str] | None = None,
+                          validate: bool = True) -> pd.DataFrame:
     """``target_portfolios`` rows: names with |weight| > 1e-6 or a current weight (a sold-out
-    name shows weight 0); weights within 1e-6 of 0 are written as 0."""
+    name shows weight 0); weights within 1e-6 of 0 are written as 0. ``validate=False``
+    leaves the schema check to the caller (one check of many dates' rows together)."""
     w = np.asarray(result.weights, dtype=float)
     if w.shape != (len(built.names),):
         raise ValueError(f"result has {w.size} weights, the problem {len(built.names)} names")
     w = np.where(np.abs(w) <= ZERO_WEIGHT, 0.0, w)
     book = built.book
+    prev = book["prev_weight"].to_numpy(dtype=float)
     er = book["expected_return"].astype(float).fillna(0.0).to_numpy()
-    turnover = float(np.abs(w - book["prev_weight"].to_numpy(dtype=float)).sum())
+    turnover = float(np.abs(w - prev).sum())
+    keep = (w != 0.0) | (prev != 0.0)
+    rows = book.loc[keep, ["instrument_id", "expected_return", "mu", "sector", "country",
+                           "side_allowed", "soft_target_class"]].reset_index(drop=True)
+    rows.insert(1, "weight", w[keep])
+    rows.insert(2, "prev_weight", prev[keep])
+    rows.insert(3, "trade", w[keep] - prev[keep])
     portfolio = {
         "portfolio_id": portfolio_id(strategy_id, market_id), "strategy_id": strategy_id,
         "market_id": market_id, "as_of_date": pd.Timestamp(as_of_date).normalize(),
@@ -324,15 +332,7 @@ def target_portfolio_rows(built: ConstructedProblem, result: OptimizationResult,
         "model_ids": None if model_ids is None else json.dumps(dict(model_ids), sort_keys=True),
         "config_id": config_id,
     }
-    rows = []
-    for i, rec in enumerate(book.to_dict("records")):
-        if w[i] == 0.0 and rec["prev_weight"] == 0.0:
-            continue
-        rows.append({**portfolio, "instrument_id": rec["instrument_id"], "weight": w[i],
-                     "prev_weight": rec["prev_weight"], "trade": w[i] - rec["prev_weight"],
-                     "expected_return": rec["expected_return"], "mu": rec["mu"],
-                     "sector": rec["sector"], "country": rec["country"],
-                     "side_allowed": rec["side_allowed"],
-                     "soft_target_class": rec["soft_target_class"]})
-    frame = pd.DataFrame(rows, columns=TARGET_PORTFOLIOS.column_names)
-    return validate_frame(TARGET_PORTFOLIOS, frame)
+    for column, value in portfolio.items():
+        rows[column] = [value] * len(rows) if isinstance(value, str | type(None)) else value
+    frame = rows.reindex(columns=TARGET_PORTFOLIOS.column_names)
+    return validate_frame(TARGET_PORTFOLIOS, frame) if validate else frame

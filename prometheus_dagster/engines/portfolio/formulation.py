@@ -19,6 +19,7 @@ import cvxpy as cp
 import numpy as np
 
 from prometheus_dagster.engines.portfolio.problem import PreparedProblem
+from prometheus_dagster.engines.portfolio.qp import objective_scale
 
 RiskForm = Literal["factor", "dense", "none"]
 FAMILIES: tuple[str, ...] = ("budget", "bounds", "gross", "groups", "factor_limits",
@@ -36,15 +37,6 @@ class Formulation:
         """Set every parameter from the problem's data (parametric builds only)."""
         for param, get in self.binders:
             param.value = get(p)
-
-
-def objective_scale(p: PreparedProblem) -> float:
-    """Positive factor the objective is multiplied by so its coefficients are of order one
-    (daily returns and variances of 1e-4 would otherwise sit at the solvers' tolerances).
-    It changes the objective's value inside cvxpy, never the optimal weights."""
-    diag = np.sum((p.B @ p.L) ** 2, axis=1) + p.D
-    size = max(float(np.abs(p.mu).max()), p.lam * float(diag.max()), float(p.cost.max()))
-    return 1.0 / size if size > 0 else 1.0
 
 
 def structure_key(p: PreparedProblem, risk: RiskForm = "factor") -> tuple:
