@@ -54,7 +54,8 @@ class Refit(StrictModel):
     first_year: int = Field(2006, ge=1990)
     min_training_sessions: int = Field(
         120, ge=30, description="rows of complete features a fit needs")
-    max_history_years: int = Field(0, ge=0, description="0: expanding window")
+    max_history_years: int = Field(
+        10, ge=0, description="years of history a refit trains on; 0: expanding window")
 
 
 class Labelling(StrictModel):
