@@ -47,6 +47,26 @@ annualised, and a 4-state Gaussian mixture fitted in sample on the index's (log 
 volatility, 21-session return), its two most volatile states called stress. For reference, not
 as a baseline: ``drawdown_rule``, the truth's own point-in-time part (a close 10% below its
 52-week high); it shows how much of the score any drawdown-aware labeller gets for free.
+
+Goals: point-in-time balanced accuracy >= 0.95 on both indices and above both baselines; stress
+labelled within 5 sessions of each episode's start; at most 4 label changes per year on calm
+sessions; the embedded-market scores (benchmarks.regime) >= 0.95 in every region. Measured
+(shipped config, 2 cores, about 7 minutes for both indices):
+
+| | S&P 500 | NASDAQ |
+|---|---|---|
+| engine balanced accuracy (risk-off labels) | 0.974 | 0.886 |
+| 21-session vol > 25% rule | 0.755 | 0.779 |
+| in-sample 4-state mixture | 0.904 | 0.842 |
+| drawdown rule (reference) | 0.960 | 0.953 |
+| largest detection lag (sessions) | 6 (Aug 2015; others <= 5) | five 2004-2006 episodes missed |
+| false alarms per year | 0.88 | 0.69 |
+| label changes per year, all / calm | 5.6 / 4.0 | 4.8 / 1.7 |
+
+The S&P 500 meets the accuracy and calm-stability goals, not quite the lag goal. The NASDAQ
+does not reach 0.95: its first refits learn from the 2001-2002 bust, against which the shallow,
+low-volatility corrections of 2004-2006 look calm (the engine names stress relative to its own
+history). Embedded market: US_EQ 0.960, EU_EQ 0.966, GLOBAL 0.955.
 """
 
 from __future__ import annotations
