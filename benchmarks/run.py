@@ -9,12 +9,14 @@ from benchmarks import (
     ingestion,
     portfolio,
     regime,
+    regime_real,
 )
 
 if __name__ == "__main__":
     ingestion.main([])
     encoders.main([])
     regime.main([])
+    regime_real.main([])
     fragility.main([])
     portfolio.main([])
     assessment.main([])

@@ -396,7 +396,9 @@ FOUR_FEATURES = ["implied_vol", "vol_short", "credit_level", "ret_short"]
 
 
 def _config() -> RegimeConfig:
-    return RegimeConfig(model={"features": FOUR_FEATURES})
+    # levels wide apart: these features are noisier than their regimes are close
+    return RegimeConfig(model={"features": FOUR_FEATURES,
+                               "labelling": {"calm_level": 2.0, "risk_off_level": 4.0}})
 
 
 @pytest.fixture(scope="module")
@@ -408,8 +410,23 @@ def fitted() -> tuple[pd.DataFrame, np.ndarray, RegimeModel]:
 def test_fallback_features_complete_a_thin_feature_set() -> None:
     frame, _ = _regime_features()
     frame = frame.drop(columns=["credit_level"])
-    model = fit_regime_model(frame, frame.index[-1], RegimeConfig())
+    config = RegimeConfig(model={"features": ["implied_vol", "credit_level"]})
+    model = fit_regime_model(frame, frame.index[-1], config)
     assert model.features == ["implied_vol", "vol_short", "ret_short"]
+
+
+def test_default_features_take_what_an_index_alone_gives() -> None:
+    """Index-only data (no cross-section, no macro): the prototypes are fitted on the index's
+    volatility, drawdown and trend, and stress blocks come out risk-off."""
+    frame, stress = _regime_features()
+    frame = frame[["vol_short", "ret_short"]].assign(
+        drawdown=np.where(stress, -0.15, -0.01)
+        * np.exp(np.random.default_rng(4).normal(0, 0.1, len(frame))))
+    model = fit_regime_model(frame, frame.index[-1], RegimeConfig())
+    assert model.features == ["vol_short", "drawdown", "ret_short"]
+    raw = _raw_labels(model, frame)
+    assert np.mean(np.isin(raw[stress], RISK_OFF_LABELS)) > 0.9
+    assert np.mean(np.isin(raw[~stress], RISK_OFF_LABELS)) < 0.05
 
 
 def test_model_uses_the_configured_features(fitted) -> None:
@@ -579,5 +596,77 @@ def test_a_day_beyond_every_prototype_is_labelled_from_its_own_stress() -> None:
     last = rows.iloc[-1]
     assert last["raw_label"] in RISK_OFF_LABELS
     assert last["diagnostics"]["out_of_range"] is True
-    assert last["confidence"] == 0.5
+    # stress beyond every prototype is labelled at once (no confirmation), and the farther it
+    # lies the surer the label: not a coin flip, nor the nearest calm prototype
+    assert last["regime_label"] in RISK_OFF_LABELS
+    assert last["confidence"] > _config().model.outlier_probability
     assert not any(d["out_of_range"] for d in rows["diagnostics"].iloc[:-1])
+    assert set(rows["regime_label"].iloc[:-1]) <= set(model.labels)
+
+
+def test_out_of_range_confidence_grows_with_distance() -> None:
+    frame, stress = _regime_features()
+    calm = frame[~stress]
+    model = fit_regime_model(calm, calm.index[-1], _config())
+    days = []
+    for k, scale in enumerate((2.0, 3.0, 6.0)):
+        day = calm.iloc[[-1]].copy()
+        day.index = [calm.index[-1] + pd.Timedelta(days=10 * (k + 1))]
+        day[["implied_vol", "vol_short", "credit_level", "ret_short"]] = [
+            12.0 * scale, 0.1 * scale, 1.0 * scale ** 0.5, -0.03 * scale]
+        days.append(day)
+    both = pd.concat([calm, *days])
+    rows = assign_regimes("US_EQ", both, {d: ("m1", model) for d in both.index}, _config(),
+                          "regime@test").tail(3)
+    assert all(d["out_of_range"] for d in rows["diagnostics"])
+    assert rows["raw_label"].isin(RISK_OFF_LABELS).all()
+    conf = rows["confidence"].to_numpy()
+    assert np.all(np.diff(conf) >= 0) and conf[-1] > 0.999
+
+
+def test_feature_weights_come_from_the_config() -> None:
+    """A feature's weight multiplies its z-score in the mixture; a weight near zero makes a
+    model blind to that feature, and changing a weight changes the config id."""
+    frame, stress = _regime_features()
+    noisy = frame.copy()
+    # a slow series that is high on random calm months and tells nothing about stress
+    months = noisy.index.to_period("M")
+    rng = np.random.default_rng(8)
+    wild = {m: rng.choice([1.0, 3.0]) for m in months.unique()}
+    noisy["credit_level"] = [wild[m] for m in months]
+    heavy = RegimeConfig(model={"features": FOUR_FEATURES,
+                                "feature_weights": {"credit_level": 3.0}})
+    light = RegimeConfig(model={"features": FOUR_FEATURES,
+                                "feature_weights": {"credit_level": 0.05}})
+    m_light = fit_regime_model(noisy, noisy.index[-1], light)
+    assert m_light.feature_weights == [1.0, 1.0, 0.05, 1.0]
+    z, _ = m_light.standardise(noisy.iloc[[0]])
+    plain = (np.log(noisy["credit_level"].iloc[0]) - m_light.mean[2]) / m_light.scale[2]
+    assert z[0, 2] == pytest.approx(0.05 * plain)
+    m_heavy = fit_regime_model(noisy, noisy.index[-1], heavy)
+    raw = {name: _raw_labels(m, noisy) for name, m in (("light", m_light), ("heavy", m_heavy))}
+    assert np.mean(np.isin(raw["light"][stress], RISK_OFF_LABELS)) > 0.9
+    calm = {name: np.mean(r[~stress] == "RISK_ON_LOW_VOL") for name, r in raw.items()}
+    assert calm["light"] > 0.95  # the slow series cannot make calm months look stressed
+    assert calm["heavy"] < calm["light"] - 0.1
+    ids = {validate_config({"engine": "regime", "model": {"feature_weights": w}}).config_id
+           for w in ({"credit_level": 0.5}, {"credit_level": 0.25})}
+    assert len(ids) == 2
+
+
+def test_unknown_or_negative_feature_weight_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="unknown feature"):
+        validate_config({"engine": "regime", "model": {"feature_weights": {"credit": 1.0}}})
+    with pytest.raises(ConfigError, match=">= 0"):
+        validate_config({"engine": "regime",
+                         "model": {"labelling": {"stress_weights": {"vol_short": -1.0}}}})
+
+
+def test_urgent_stress_switches_without_confirmation_but_after_min_duration() -> None:
+    raw = list("AAAAAAAB") + list("BBBBBB")
+    urgent = [False] * 7 + [True] + [False] * 6
+    assert smooth_labels(raw, 3, 2, urgent)[7] == "B"
+    assert smooth_labels(raw, 3, 2)[7] == "A"
+    # a state younger than the minimum duration is still held
+    assert smooth_labels(list("AABBB"), 3, 2, [False, False, True, False, False])[:3] == \
+        ["A", "A", "A"]

@@ -9,15 +9,22 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from prometheus_dagster.engines.regime.config import RegimeConfig
+from prometheus_dagster.engines.regime.config import RISK_OFF_LABELS, RegimeConfig
 from prometheus_dagster.engines.regime.model import RegimeModel
 from prometheus_dagster.engines.regime.smoothing import next_regime_probabilities, smooth_labels
 from prometheus_dagster.engines.regime.warnings import early_warnings
 
 DRIVERS = 3
-# a day outside every prototype's range is labelled from its own characteristics; its
-# posterior says nothing about that label, so it is reported as a coin-flip certainty
-OUT_OF_RANGE_CONFIDENCE = 0.5
+
+
+def out_of_range_confidence(min_distance: np.ndarray, dims: int) -> np.ndarray:
+    """Confidence of a label a day takes from its own characteristics because no prototype
+    describes it: the probability that a day of the nearest prototype lies closer than this
+    one (chi-square with ``dims`` degrees of freedom). Beyond the outlier distance it is at
+    least ``outlier_probability``: the farther a crash from anything seen, the surer."""
+    from scipy.stats import chi2
+
+    return chi2.cdf(np.square(min_distance), dims)
 
 
 def assign_regimes(region: str, features: pd.DataFrame,
@@ -46,7 +53,9 @@ def assign_regimes(region: str, features: pd.DataFrame,
         lab_soft = model.label_posterior(soft)
         emb = model.embedding(z)
         best = np.argmax(lab_post, axis=1)
-        far = np.min(dist, axis=1) > model.outlier_distance
+        nearest = np.min(dist, axis=1)
+        far = nearest > model.outlier_distance
+        far_confidence = out_of_range_confidence(nearest, z.shape[1])
         own = model.label_days(sub) if far.any() else []
         # far from every prototype and named otherwise by its own characteristics (a crash
         # after calm years): the day's own label; far but alike (a very calm day): the model's
@@ -60,6 +69,7 @@ def assign_regimes(region: str, features: pd.DataFrame,
                 by_label[lab] = min(by_label.get(lab, np.inf), float(dist[j, k]))
             info[i] = {
                 "model_id": mid, "model": model, "soft": lab_soft[j], "embedding": emb[j],
+                "far_confidence": float(far_confidence[j]),
                 "cluster": int(np.argmax(post[j])), "out_of_range": bool(outside[j]),
                 "far_from_prototypes": bool(far[j]),
                 "distances": {k: round(v, 4) for k, v in by_label.items()},
@@ -68,16 +78,17 @@ def assign_regimes(region: str, features: pd.DataFrame,
                 "label_probabilities": {lab: round(float(lab_soft[j, k]), 4)
                                         for k, lab in enumerate(model.labels)},
             }
+    urgent = [bool(it["out_of_range"]) and raw[i] in RISK_OFF_LABELS for i, it in enumerate(info)]
     smoothed = smooth_labels(list(raw), config.min_regime_duration_days,
-                             config.confirmation_days)
+                             config.confirmation_days, urgent)
     warn = early_warnings(features, config.early_warning).loc[dates]
     rows = []
     for i, d in enumerate(dates):
         it = info[i]
         model: RegimeModel = it["model"]
         label = smoothed[i]
-        if it["out_of_range"]:  # no prototype describes the day: its label is its own
-            confidence = OUT_OF_RANGE_CONFIDENCE
+        if it["out_of_range"] and label == raw[i]:  # no prototype describes the day
+            confidence = it["far_confidence"]
             tomorrow, after, expected = {}, {}, float("nan")
             if label in model.labels:
                 tomorrow, after, expected = next_regime_probabilities(

@@ -19,6 +19,11 @@ MACRO_ROLES: tuple[str, ...] = (
     "implied_vol", "credit_spread", "credit_spread_hy", "rate_short", "rate_long", "commodity",
     "haven", "inflation", "unemployment",
 )
+# window features prototypes can be fitted on (compute_region_features makes them)
+MODEL_FEATURES: tuple[str, ...] = (
+    "implied_vol", "vol_short", "credit_level", "credit_change", "ret_short", "drawdown",
+    "dispersion", "vol_long", "ret_long", "avg_corr", "breadth",
+)
 DOMAINS: tuple[str, ...] = ("credit", "curve_rates", "internals", "positioning", "macro")
 
 
@@ -49,7 +54,8 @@ class Refit(StrictModel):
     first_year: int = Field(2006, ge=1990)
     min_training_sessions: int = Field(
         120, ge=30, description="rows of complete features a fit needs")
-    max_history_years: int = Field(0, ge=0, description="0: expanding window")
+    max_history_years: int = Field(
+        10, ge=0, description="years of history a refit trains on; 0: expanding window")
 
 
 class Labelling(StrictModel):
@@ -57,13 +63,19 @@ class Labelling(StrictModel):
     half of the training history (its median), in that half's dispersion (scaled MAD); trends
     and drawdown depth are in z units of the training history."""
 
-    calm_level: float = Field(2.0, description="at or below: RISK_ON_LOW_VOL")
-    risk_off_level: float = Field(4.0, description="at or above: RISK_OFF_GRINDING or PANIC")
+    calm_level: float = Field(1.5, description="at or below: RISK_ON_LOW_VOL")
+    risk_off_level: float = Field(2.5, description="at or above: RISK_OFF_GRINDING or PANIC")
     panic_level: float = Field(9.0, description="at or above: RISK_OFF_PANIC")
     crash_trend: float = Field(-2.0, description="risk-off with a trend at or below: PANIC")
     rising_trend: float = Field(0.6, description="moderate stress, rising, deep: RECOVERY")
     falling_trend: float = Field(-0.8, description="moderate stress, falling: TRANSITION")
     deep_drawdown: float = Field(0.5)
+    stress_weights: dict[str, float] = Field(
+        default_factory=lambda: {"implied_vol": 6.0, "vol_short": 1.0, "credit_level": 0.5,
+                                 "drawdown": 0.5},
+        description="weights of the features behind a cluster's (or day's) stress level, "
+                    "each in z units of the training history (drawdown counted by its depth); "
+                    "those the model has (or, with none, those present) are used")
 
     @model_validator(mode="after")
     def _ordered(self) -> Labelling:
@@ -71,17 +83,34 @@ class Labelling(StrictModel):
             raise ValueError("levels must satisfy calm_level < risk_off_level < panic_level")
         if not self.falling_trend < self.rising_trend:
             raise ValueError("falling_trend must be below rising_trend")
+        _check_weights("stress_weights", self.stress_weights)
         return self
+
+
+def _check_weights(name: str, weights: dict[str, float]) -> None:
+    unknown = sorted(set(weights) - set(MODEL_FEATURES))
+    if unknown:
+        raise ValueError(f"{name}: unknown feature(s) {unknown}; features are "
+                         f"{list(MODEL_FEATURES)}")
+    negative = sorted(f for f, w in weights.items() if w < 0)
+    if negative:
+        raise ValueError(f"{name}: weights must be >= 0 ({', '.join(negative)})")
 
 
 class ModelSettings(StrictModel):
     model_id: str = "regime-gmm-v1"
     features: tuple[str, ...] = Field(
-        ("implied_vol", "credit_level", "credit_change"),
+        ("implied_vol", "vol_short", "drawdown", "ret_short", "credit_level", "credit_change"),
         description="window features the prototypes are fitted on (those the region has)")
     fallback_features: tuple[str, ...] = Field(
         ("vol_short", "ret_short", "drawdown"),
-        description="added when fewer than two of `features` are present (index-only data)")
+        description="added when fewer than two of `features` are present")
+    feature_weights: dict[str, float] = Field(
+        default_factory=lambda: {"implied_vol": 4.0, "vol_short": 1.0, "drawdown": 1.0,
+                                 "ret_short": 0.5, "credit_level": 0.5, "credit_change": 0.25},
+        description="multiplier of each feature's z-score in the mixture (1 when not listed): "
+                    "how much a feature can move a day between prototypes, so that slow "
+                    "monthly series cannot outweigh daily market stress")
     num_clusters: int = Field(8, ge=2, le=30)
     covariance_type: Literal["full", "diag", "tied", "spherical"] = "diag"
     n_init: int = Field(4, ge=1)
@@ -100,6 +129,14 @@ class ModelSettings(StrictModel):
                                          "characteristics")
     transition_prior: float = Field(
         0.5, ge=0, description="pseudo-count added to each transition cell")
+
+    @model_validator(mode="after")
+    def _weights(self) -> ModelSettings:
+        _check_weights("feature_weights", self.feature_weights)
+        if any(self.feature_weights.get(f, 1.0) <= 0 for f in self.features):
+            raise ValueError("feature_weights: a model feature needs a weight > 0 (leave it "
+                             "out of `features` instead)")
+        return self
 
 
 class Indicator(StrictModel):

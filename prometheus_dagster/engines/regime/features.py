@@ -24,17 +24,12 @@ from prometheus_dagster.engines.regime.config import RegimeConfig
 TRADING_DAYS = 252.0
 INTERNAL_COLUMNS = {"index_ret_1d": "index_ret", "avg_pairwise_corr_63d": "avg_corr",
                     "dispersion_1d": "dispersion_1d", "breadth_1d": "breadth_1d"}
-# features the prototypes are fitted on (those present for the region)
-MODEL_FEATURES: tuple[str, ...] = (
-    "implied_vol", "vol_short", "credit_level", "credit_change", "ret_short", "drawdown",
-    "dispersion",
-)
 # fitted on their logarithm: levels of volatility and spreads are closer to Gaussian in logs
 LOG_FEATURES: tuple[str, ...] = ("implied_vol", "vol_short", "vol_long", "credit_level",
                                  "dispersion")
-# features behind the stress characteristic of a cluster, with their weights
-STRESS_FEATURES: dict[str, float] = {"implied_vol": 3.0, "vol_short": 1.0, "vol_long": 0.0,
-                                     "credit_level": 0.5}
+# counted by their negative in a stress level (a deeper drawdown is more stress)
+STRESS_SIGNS: dict[str, float] = {"drawdown": -1.0, "ret_short": -1.0, "ret_long": -1.0,
+                                  "breadth": -1.0}
 MIN_WINDOW_COVERAGE = 0.8
 
 

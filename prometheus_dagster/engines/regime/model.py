@@ -14,7 +14,7 @@ import pandas as pd
 
 from prometheus_dagster.core.errors import PrometheusError
 from prometheus_dagster.engines.regime.config import REGIME_LABELS, Labelling, RegimeConfig
-from prometheus_dagster.engines.regime.features import LOG_FEATURES, STRESS_FEATURES
+from prometheus_dagster.engines.regime.features import LOG_FEATURES, STRESS_SIGNS
 
 Z_CLIP = 6.0
 CHARACTERISTICS = ("stress", "trend_short", "trend_long", "drawdown")
@@ -47,6 +47,7 @@ class RegimeModel:
     reference: dict                     # characteristic_reference of the training history
     labelling: dict                     # the labelling settings the clusters were named with
     outlier_distance: float             # beyond it from every prototype: label the day itself
+    feature_weights: list[float] | None = None  # z multipliers (None: all 1, older versions)
 
     def label_days(self, frame: pd.DataFrame) -> list[str]:
         """Labels of rows named from their own characteristics (as clusters are named): for
@@ -74,13 +75,17 @@ class RegimeModel:
 
     # --- inference -----------------------------------------------------------------------------
     def standardise(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-        """(z, missing mask): the model's features of ``frame`` in z units (clipped); a missing
-        value is set to the training mean (z = 0) and flagged."""
+        """(z, missing mask): the model's features of ``frame`` in z units (clipped) times
+        their weights; a missing value is set to the training mean (z = 0) and flagged."""
         x = transform(frame, self.features, self.log_features)
         missing = ~np.isfinite(x)
         z = (np.where(missing, np.asarray(self.mean), x) - np.asarray(self.mean)) \
             / np.asarray(self.scale)
-        return np.clip(z, -Z_CLIP, Z_CLIP), missing
+        return np.clip(z, -Z_CLIP, Z_CLIP) * self.weight_vector(), missing
+
+    def weight_vector(self) -> np.ndarray:
+        return np.asarray(self.feature_weights if self.feature_weights is not None
+                          else [1.0] * len(self.features), dtype=float)
 
     def component_log_density(self, z: np.ndarray) -> np.ndarray:
         """(n, k) log N(z | mu_k, Sigma_k), accumulated feature by feature (row-independent)."""
@@ -160,13 +165,13 @@ def select_features(features: pd.DataFrame, candidates: tuple[str, ...],
     return [f for f in cols if features[f].notna().mean() >= min_coverage]
 
 
-def characteristic_reference(frame: pd.DataFrame, model_features: list[str]) -> dict:
+def characteristic_reference(frame: pd.DataFrame, model_features: list[str],
+                             stress_weights: dict[str, float]) -> dict:
     """What turns a day's features into characteristics, fixed on the training history: mean
     and sd of each characteristic feature (logs where listed), the stress weights (of the stress
     features the mixture uses, or of those present when it uses none) and the calm half's
     centre and scale of the stress index."""
-    stress_features = [f for f in STRESS_FEATURES if f in model_features] or list(
-        STRESS_FEATURES)
+    stress_features = [f for f in stress_weights if f in model_features] or list(stress_weights)
     ref: dict = {"features": {}, "stress_weights": {}, "calm_centre": 0.0, "calm_scale": 1.0}
     for f in (*stress_features, "ret_short", "ret_long", "drawdown"):
         if f in frame.columns and frame[f].notna().mean() > 0.5:
@@ -174,8 +179,8 @@ def characteristic_reference(frame: pd.DataFrame, model_features: list[str]) -> 
             ok = np.isfinite(v)
             sd = float(np.std(v[ok]))
             ref["features"][f] = [float(np.mean(v[ok])), sd if sd > 0 else 1.0]
-    ref["stress_weights"] = {f: STRESS_FEATURES[f] for f in stress_features
-                             if f in ref["features"] and STRESS_FEATURES[f] > 0}
+    ref["stress_weights"] = {f: stress_weights[f] for f in stress_features
+                             if f in ref["features"] and stress_weights[f] > 0}
     stress = day_characteristics(frame, ref).get("stress")
     if stress is not None:
         ref["calm_centre"], ref["calm_scale"] = calm_reference(stress)
@@ -193,7 +198,7 @@ def day_characteristics(frame: pd.DataFrame, ref: dict) -> dict[str, np.ndarray]
     out: dict[str, np.ndarray] = {}
     weights = ref["stress_weights"]
     if weights:
-        m = np.column_stack([z[f] for f in weights])
+        m = np.column_stack([STRESS_SIGNS.get(f, 1.0) * z[f] for f in weights])
         w = np.array(list(weights.values()))
         ok = np.isfinite(m)
         total = np.sum(np.where(ok, m, 0.0) * w, axis=1)
@@ -311,14 +316,16 @@ def fit_regime_model(features: pd.DataFrame, trained_through: pd.Timestamp,
     mean = x.mean(axis=0)
     scale = x.std(axis=0)
     scale = np.where(scale > 1e-12, scale, 1.0)
-    z = np.clip((x - mean) / scale, -Z_CLIP, Z_CLIP)
+    weights = np.array([config.model.feature_weights.get(f, 1.0) for f in cols])
+    z = np.clip((x - mean) / scale, -Z_CLIP, Z_CLIP) * weights
     k = min(config.model.num_clusters, max(2, len(rows) // 20))
     gmm = GaussianMixture(n_components=k, covariance_type=config.model.covariance_type,
                           reg_covar=config.model.regularisation, n_init=config.model.n_init,
                           random_state=config.model.seed, max_iter=500)
     gmm.fit(z)
     resp = gmm.predict_proba(z)
-    reference = characteristic_reference(rows_all.loc[rows.index], cols)
+    reference = characteristic_reference(rows_all.loc[rows.index], cols,
+                                         config.model.labelling.stress_weights)
     chars = characteristics(rows_all.loc[rows.index], resp, reference)
     # clusters in order of stress, so versions read alike
     order = np.argsort([c.get("stress", 0.0) for c in chars], kind="stable")
@@ -336,7 +343,8 @@ def fit_regime_model(features: pd.DataFrame, trained_through: pd.Timestamp,
         first_training_date=str(rows.index[0].date()), embedding_dim=config.embedding_dim,
         embedding_seed=config.model.seed, window=config.window, reference=reference,
         labelling=config.model.labelling.model_dump(),
-        outlier_distance=float(np.sqrt(chi2.ppf(config.model.outlier_probability, len(cols)))))
+        outlier_distance=float(np.sqrt(chi2.ppf(config.model.outlier_probability, len(cols)))),
+        feature_weights=weights.tolist())
     zz, _ = model.standardise(rows)
     post, _ = model.cluster_posterior(zz)
     raw = np.asarray(labels)[np.argmax(model.label_posterior(post), axis=1)]

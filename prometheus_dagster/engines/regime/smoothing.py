@@ -7,20 +7,22 @@ from collections.abc import Sequence
 import numpy as np
 
 
-def smooth_labels(raw: Sequence[str | None], min_duration: int, confirmation: int
-                  ) -> list[str | None]:
+def smooth_labels(raw: Sequence[str | None], min_duration: int, confirmation: int,
+                  urgent: Sequence[bool] | None = None) -> list[str | None]:
     """Labels with no flip-flopping, each decided from raw labels up to its own session only.
 
     A regime, once entered, is held for at least ``min_duration`` sessions; after that it
-    switches when another raw label has persisted for ``confirmation`` consecutive sessions.
-    So every completed run lasts at least ``min_duration`` sessions. ``None`` (no raw label)
-    keeps the current state."""
+    switches when another raw label has persisted for ``confirmation`` consecutive sessions,
+    or at once when the session is ``urgent`` (stress beyond every prototype: a crash needs no
+    confirmation). So every completed run lasts at least ``min_duration`` sessions. ``None``
+    (no raw label) keeps the current state."""
     out: list[str | None] = []
     state: str | None = None
     run = 0
     pending: str | None = None
     pending_len = 0
-    for lab in raw:
+    for i, lab in enumerate(raw):
+        now = bool(urgent[i]) if urgent is not None else False
         if lab is None:
             out.append(state)
             run += state is not None
@@ -35,7 +37,7 @@ def smooth_labels(raw: Sequence[str | None], min_duration: int, confirmation: in
                 pending_len += 1
             else:
                 pending, pending_len = lab, 1
-            if run >= min_duration and pending_len >= confirmation:
+            if run >= min_duration and (pending_len >= confirmation or now):
                 state, run, pending, pending_len = lab, 1, None, 0
             else:
                 run += 1
