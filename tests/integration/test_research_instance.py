@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 from dagster import (
     AssetKey,
+    AssetRecordsFilter,
     DagsterEventType,
     DagsterInstance,
     DailyPartitionsDefinition,
@@ -102,6 +103,16 @@ def test_range_backfill_marks_every_partition_and_matches_sqlite(research, sqlit
             materialized, failed = _status(instance, key, partitions[key])
             assert materialized == set(DAYS), (name, key)
             assert not failed
+    # each partition's materialization: its own row count, the config and the MLflow run
+    prices = AssetKey(["US_EQ", "prices_daily"])
+    for day in (DAYS[0], DAYS[-1]):
+        record = research.fetch_materializations(
+            AssetRecordsFilter(asset_key=prices, asset_partitions=[day]), limit=1).records[0]
+        meta = record.asset_materialization.metadata
+        day_rows = results["pg"].read("prices_daily", where={"date": [pd.Timestamp(day)]})
+        assert meta["rows"].value == len(day_rows) > 0
+        assert meta["config_id"].value.startswith("ingestion@")
+        assert meta["mlflow_run_id"].value in meta["mlflow_url"].value
     # one planned event per asset on the research instance, one per asset-partition on SQLite
     assert _planned_events(research, results[("pg", len(KEYS))]) == len(KEYS)
     assert _planned_events(sqlite_instance, results[("sqlite", len(KEYS))]) == \
