@@ -276,7 +276,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="prices_daily sessions (4760 for 2000-2018; 0: skip)")
     parser.add_argument("--chain", default="21,252", help="US_EQ chain sessions ('': skip)")
     parser.add_argument("--instances", default=",".join(INSTANCES))
-    parser.add_argument("--out", default="", help="also write the results as JSON here")
+    parser.add_argument("--out", default=str(REPO / "benchmarks" / "results"
+                                              / "dagster_overhead.json"),
+                        help="where the results go as JSON ('' : nowhere)")
     args = parser.parse_args(argv)
     if args.child:
         kind, workload, size, home = args.child
@@ -297,6 +299,7 @@ def main(argv: list[str] | None = None) -> int:
                 results.append(_run_child(kind, workload, size, Path(tmp)))
     print(_table(results))
     if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(results, indent=2))
     return 0
 

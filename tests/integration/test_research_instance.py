@@ -4,9 +4,12 @@ rows as on the SQLite instance; a range that fails is shown failed (Dagster's st
 ``failed`` report and the run's alert), not missing."""
 
 import json
+import os
+import uuid
 from pathlib import Path
 
 import pandas as pd
+import psycopg2
 import pytest
 from dagster import (
     AssetKey,
@@ -190,3 +193,50 @@ def test_setup_home_keeps_an_edited_instance_config(tmp_path):
     assert installed_kind(target) is None
     assert install_instance_config(home, "sqlite") == "custom"
     assert target.read_text().endswith("# my own setting\n")
+
+
+MACHINE_PG = os.environ.get("PROMETHEUS_TEST_POSTGRES_URL",
+                            "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+@pytest.fixture
+def machine_database(monkeypatch):
+    """A throwaway database on the machine's PostgreSQL server, named by PROMETHEUS_DAGSTER_PG_URL
+    for the research instance; dropped afterwards."""
+    try:
+        conn = psycopg2.connect(MACHINE_PG, connect_timeout=5)
+    except psycopg2.OperationalError as exc:
+        pytest.skip(f"no PostgreSQL server at {MACHINE_PG} ({str(exc).strip()}); start it with "
+                    "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start")
+    conn.autocommit = True
+    name = f"prom_dagster_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    with conn.cursor() as cur:
+        cur.execute(f'create database "{name}"')
+    base = MACHINE_PG.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg2://", 1)
+    monkeypatch.setenv("PROMETHEUS_DAGSTER_PG_URL", f"{base}/{name}")
+    yield name
+    with conn.cursor() as cur:
+        cur.execute(f'drop database if exists "{name}" with (force)')
+    conn.close()
+
+
+@pytest.mark.postgres
+def test_research_instance_on_the_machine_server(machine_database, tmp_path):
+    home = tmp_path / "machine_home"
+    home.mkdir()
+    assert install_instance_config(home, "postgres") == "postgres"
+    instance = DagsterInstance.from_config(str(home))
+    try:
+        assert machine_database in instance.event_log_storage.postgres_url
+        BROKEN["on"] = False
+        ok = materialize([fragile], instance=instance, tags=_range("2024-02-01", "2024-02-20"))
+        assert ok.success
+        assert _planned_events(instance, ok.run_id) == 1
+        BROKEN["on"] = True
+        assert not materialize([fragile], instance=instance, raise_on_error=False,
+                               tags=_range("2024-02-21", "2024-02-29")).success
+        materialized, failed = _status(instance, fragile.key, DAILY)
+        assert len(materialized) == 20 and len(failed) == 9
+    finally:
+        BROKEN["on"] = False
+        instance.dispose()
