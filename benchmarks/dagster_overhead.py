@@ -297,6 +297,7 @@ def main(argv: list[str] | None = None) -> int:
             for kind in kinds:
                 print(f"==> {workload} {size} on {kind}", flush=True)
                 results.append(_run_child(kind, workload, size, Path(tmp)))
+                print("    " + json.dumps(results[-1]), flush=True)
     print(_table(results))
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
