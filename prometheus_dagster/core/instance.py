@@ -224,7 +224,7 @@ def installed_kind(path: Path) -> str | None:
 
 
 def install_instance_config(dagster_home: Path, kind: str | None = None,
-                            out: Any = sys.stderr) -> str:
+                            out: Any = None) -> str:
     """Write ``dagster_home/dagster.yaml`` for ``kind`` (default: :func:`instance_kind`) unless
     the file there was edited by hand; returns the kind in use (``custom`` for an edited file).
     The research instance is tried first: where its server cannot start, SQLite is installed
@@ -243,7 +243,7 @@ def install_instance_config(dagster_home: Path, kind: str | None = None,
         except EmbeddedPostgresError as exc:
             print(f"warning: the research instance (PostgreSQL) is not available here; using "
                   f"the SQLite instance, ~80 ms of Dagster bookkeeping per asset-partition.\n"
-                  f"{exc}", file=out)
+                  f"{exc}", file=out or sys.stderr)
             kind = "sqlite"
     target.write_text(instance_yaml(kind))
     return kind

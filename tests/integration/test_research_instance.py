@@ -240,3 +240,18 @@ def test_research_instance_on_the_machine_server(machine_database, tmp_path):
     finally:
         BROKEN["on"] = False
         instance.dispose()
+
+
+def test_setup_home_falls_back_to_sqlite_when_postgres_cannot_run(tmp_path, monkeypatch, capsys):
+    import prometheus_dagster.core.instance as instance_module
+
+    def no_server(config=None):
+        raise EmbeddedPostgresError("initdb failed: no shared memory")
+
+    monkeypatch.setattr(instance_module, "research_postgres_url", no_server)
+    home = tmp_path / "fallback_home"
+    home.mkdir()
+    assert install_instance_config(home, "postgres") == "sqlite"
+    assert installed_kind(home / "dagster.yaml") == "sqlite"
+    err = capsys.readouterr().err
+    assert "using the SQLite instance" in err and "no shared memory" in err
