@@ -19,7 +19,7 @@ export PYTHONUNBUFFERED := 1
 
 PYTEST_ARGS ?= -n 2 -q
 
-.PHONY: install demo test ui lint clean-home bench
+.PHONY: install demo test ui lint clean-home bench stop
 
 install: $(STAMP)
 
@@ -51,5 +51,9 @@ lint: install
 bench: install
 	@$(BIN)/python -m benchmarks.run
 
-clean-home:
+# stops the project home's embedded PostgreSQL (Dagster's research instance) if it runs
+stop:
+	@test ! -x $(BIN)/python || $(BIN)/python -m prometheus_dagster.cli stop
+
+clean-home: stop
 	rm -rf $(PROMETHEUS_HOME)

@@ -3,6 +3,7 @@
 from benchmarks import (
     assessment,
     backtest,
+    dagster_overhead,
     encoders,
     execution,
     fragility,
@@ -14,6 +15,7 @@ from benchmarks import (
 
 if __name__ == "__main__":
     ingestion.main([])
+    dagster_overhead.main([])
     encoders.main([])
     regime.main([])
     regime_real.main([])

@@ -1,16 +1,17 @@
-"""Command line: ``python -m prometheus_dagster.cli {setup-home,demo,brief,ui,sql}``.
+"""Command line: ``python -m prometheus_dagster.cli {setup-home,demo,brief,ui,sql,failed,stop}``.
 
-``setup-home`` prepares $PROMETHEUS_HOME and $DAGSTER_HOME (copies the instance's dagster.yaml);
-``demo`` runs the main job on the embedded market and prints where to look; ``ui`` starts the
-Dagster and MLflow web UIs on the loopback interface; ``sql`` queries the warehouse (read-only, on
-a short-lived connection that takes turns with the pipeline).
+``setup-home`` prepares $PROMETHEUS_HOME and $DAGSTER_HOME (writes the instance's dagster.yaml:
+the research instance on PostgreSQL, or SQLite with ``PROMETHEUS_INSTANCE=sqlite``); ``demo``
+runs the main job on the embedded market and prints where to look; ``ui`` starts the Dagster and
+MLflow web UIs on the loopback interface; ``sql`` queries the warehouse (read-only, on a
+short-lived connection that takes turns with the pipeline); ``failed`` lists the asset partitions
+whose latest run failed; ``stop`` stops the project home's embedded PostgreSQL server.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -25,22 +26,51 @@ def dagster_home() -> Path:
 
 
 def setup_home() -> tuple[Path, Path]:
-    """Create the data directories and install the instance config (kept if the user edited
-    it: only a missing dagster.yaml is written)."""
+    """Create the data directories and install the instance config for
+    ``$PROMETHEUS_INSTANCE`` (``core.instance``; a dagster.yaml edited by hand is kept)."""
+    from prometheus_dagster.core.instance import install_instance_config
+
     home = prometheus_home()
     dhome = dagster_home()
     dhome.mkdir(parents=True, exist_ok=True)
-    target = dhome / "dagster.yaml"
-    if not target.exists():
-        shutil.copyfile(REPO_ROOT / "dagster.yaml", target)
+    install_instance_config(dhome)
     os.environ.setdefault("MPLCONFIGDIR", str(home / "matplotlib"))
     return home, dhome
 
 
 def _cmd_setup_home(_: argparse.Namespace) -> int:
+    from prometheus_dagster.core.instance import install_instance_config
+
     home, dhome = setup_home()
-    print(f"PROMETHEUS_HOME={home}\nDAGSTER_HOME={dhome}")
+    print(f"PROMETHEUS_HOME={home}\nDAGSTER_HOME={dhome}\n"
+          f"instance={install_instance_config(dhome)}")
     return 0
+
+
+def stop_home_services() -> bool:
+    """Stop the project home's embedded PostgreSQL server if it runs (processes still using
+    it lose their connection); True if it was running."""
+    from prometheus_dagster.core.instance import stop_embedded_postgres
+
+    return stop_embedded_postgres()
+
+
+def _cmd_stop(_: argparse.Namespace) -> int:
+    print("embedded PostgreSQL stopped" if stop_home_services() else "nothing was running")
+    return 0
+
+
+def _cmd_failed(args: argparse.Namespace) -> int:
+    """Print the partitions whose latest run failed, as ranges per asset and run."""
+    from dagster import DagsterInstance
+
+    from prometheus_dagster.sensors.failed_ranges import failed_ranges, format_failed_ranges
+
+    setup_home()
+    with DagsterInstance.get() as instance:
+        ranges = failed_ranges(instance, prefix=args.prefix or None)
+    print(format_failed_ranges(ranges))
+    return 1 if ranges else 0
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -182,6 +212,11 @@ def main(argv: list[str] | None = None) -> int:
     query.add_argument("--csv", action="store_true", help="print every row as CSV")
     query.add_argument("--max-rows", type=int, default=40, help="rows shown in the table (40)")
     query.set_defaults(func=_cmd_sql)
+    failed = sub.add_parser("failed", help="asset partitions whose latest run failed")
+    failed.add_argument("--prefix", default="", help="asset key prefix, e.g. US_EQ")
+    failed.set_defaults(func=_cmd_failed)
+    sub.add_parser("stop", help="stop the project home's embedded PostgreSQL").set_defaults(
+        func=_cmd_stop)
     args = parser.parse_args(argv)
     return int(args.func(args))
 

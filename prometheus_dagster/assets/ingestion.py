@@ -38,7 +38,7 @@ from prometheus_dagster.core.ingestion_config import ALLOW_ROW_LOSS_TAG, ingesti
 from prometheus_dagster.core.partitions import partitions_def_for
 from prometheus_dagster.core.schemas import get_schema
 from prometheus_dagster.engines.ingestion.quality import GateLimits
-from prometheus_dagster.resources.io_manager import WarehouseResource
+from prometheus_dagster.resources.io_manager import WarehouseResource, add_partition_metadata
 from prometheus_dagster.resources.mlflow_tracking import MlflowTracking
 from prometheus_dagster.resources.sources import SourceResource
 from prometheus_dagster.resources.warehouse import Warehouse
@@ -239,9 +239,12 @@ def ingest_unit_batch(
         )
     if n_warn:
         context.log.warning(f"{market} {table}: {n_warn} data-quality warning(s)")
+    # each partition's own row count; the rest of the metadata is the run's
+    add_partition_metadata(context.get_step_execution_context(), context.assets_def.key, {
+        day.strftime("%Y-%m-%d"): {"rows": int(counts.get(day, 0))} for day in dates})
     yield MaterializeResult(metadata={
         **lineage,
-        "rows_written": written, "dates": len(dates), "warnings": n_warn,
+        "config_id": config_id, "rows_written": written, "dates": len(dates), "warnings": n_warn,
         "first_date": dates[0].strftime("%Y-%m-%d"), "last_date": dates[-1].strftime("%Y-%m-%d"),
     })
 

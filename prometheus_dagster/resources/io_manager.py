@@ -85,6 +85,50 @@ def _dates(asset_key: AssetKey, keys: Sequence[str]) -> list[pd.Timestamp]:
         ) from exc
 
 
+def partition_row_counts(keys: Sequence[str], frame: pd.DataFrame | None,
+                         date_column: str) -> dict[str, int]:
+    """Rows per partition key (0 for a key with none), counted in one pass."""
+    counts: dict[str, int] = dict.fromkeys(keys, 0)
+    if isinstance(frame, pd.DataFrame) and len(frame) and date_column in frame.columns:
+        days = pd.to_datetime(frame[date_column]).dt.strftime("%Y-%m-%d")
+        for day, n in days.value_counts().items():
+            if day in counts:
+                counts[day] = int(n)
+    return counts
+
+
+def _add_partition_rows(context: OutputContext, asset_key: AssetKey, keys: Sequence[str],
+                        frame: pd.DataFrame | None, date_column: str) -> None:
+    """Each partition's materialization says how many rows it has (``rows``); the run's
+    figures stay on every partition (``rows_written``, first and last partition)."""
+    try:
+        step = context.step_context
+    except Exception:  # an output context built outside a run (tests, direct calls)
+        return
+    add_partition_metadata(step, asset_key, {
+        key: {"rows": n} for key, n in partition_row_counts(keys, frame, date_column).items()})
+
+
+def add_partition_metadata(step_context: Any, asset_key: AssetKey,
+                           per_partition: Mapping[str, Mapping[str, Any]]) -> None:
+    """Partition-scoped materialization metadata for many partitions at once. Dagster's
+    ``add_asset_metadata(partition_key=...)`` lists the run's partition range and copies its
+    accumulator on every call: quadratic over a long backfill, dearer than the events
+    themselves. This merges every partition's entry in one step (same result)."""
+    from dagster._core.execution.context.metadata_logging import (
+        AssetMetadataHandle,
+        OutputMetadataAccumulator,
+    )
+
+    accumulator = step_context._metadata_accumulator  # noqa: SLF001
+    merged = dict(accumulator.per_output_metadata)
+    for key, metadata in per_partition.items():
+        handle = AssetMetadataHandle(asset_key=asset_key, partition_key=key)
+        merged[handle] = {**merged.get(handle, {}), **metadata}
+    step_context._metadata_accumulator = OutputMetadataAccumulator(  # noqa: SLF001
+        per_output_metadata=merged)
+
+
 def _fill_slice_columns(df: pd.DataFrame, schema: TableSchema, market: str | None,
                         extra: Mapping[str, Any]) -> pd.DataFrame:
     """Add the market and extra columns when the asset's frame leaves them out."""
@@ -123,6 +167,8 @@ class WarehouseIOManager(ConfigurableIOManager):
                 )
             dates = _dates(asset_key, context.asset_partition_keys)
             rows = wh.write_partitions(schema, df, market_id=market, dates=dates, extra=extra)
+            _add_partition_rows(context, asset_key, context.asset_partition_keys,
+                                df, schema.partition_column)
             meta.update({
                 "partitions": len(dates),
                 "first_partition": min(dates).strftime("%Y-%m-%d"),

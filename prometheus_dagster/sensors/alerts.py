@@ -81,13 +81,19 @@ def notifier_from_env() -> Notifier:
 
 
 def failure_alert(context: RunFailureSensorContext) -> dict[str, Any]:
+    from prometheus_dagster.sensors.failed_ranges import run_failed_ranges
+
     run = context.dagster_run
+    ranges = run_failed_ranges(context.instance, run)
     return {
         "kind": "RUN_FAILURE", "job": run.job_name, "run_id": run.run_id,
         "market": run.tags.get(MARKET_TAG), "tier": run.tags.get(TIER_TAG),
         "partition": run.tags.get("dagster/partition")
         or run.tags.get("dagster/asset_partition_range_start"),
         "message": context.failure_event.message,
+        # partitions planned and not materialized: the failed range(s), per asset
+        "failed_partitions": [{"asset": r.asset_key, "first": r.first, "last": r.last,
+                               "count": r.partitions} for r in ranges],
     }
 
 
