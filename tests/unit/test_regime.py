@@ -104,6 +104,19 @@ def test_smoothing_without_constraints_is_the_identity(raw: list[str]) -> None:
     assert smooth_labels(raw, 1, 1) == raw
 
 
+def test_prompt_stress_switches_at_once_except_out_of_a_steady_regime() -> None:
+    """A prompt session (strong stress by its prototype and by its own level) switches without
+    confirmation out of an unsettled regime, but a one-day spike in a calm one still needs
+    confirming; the minimum duration holds either way."""
+    raw = ["HV"] * 6 + ["RO"] + ["HV"] * 6
+    prompt = [lab == "RO" for lab in raw]
+    assert smooth_labels(raw, 5, 2)[6] == "HV"
+    assert smooth_labels(raw, 5, 2, prompt=prompt)[6] == "RO"
+    assert smooth_labels(raw, 5, 2, prompt=prompt, steady=("HV",)) == smooth_labels(raw, 5, 2)
+    early = ["HV"] * 3 + ["RO"] + ["HV"] * 3
+    assert smooth_labels(early, 5, 2, prompt=[lab == "RO" for lab in early]) == ["HV"] * 7
+
+
 def test_run_lengths_hand_example() -> None:
     assert run_lengths(_seq("AABBBA")) == [("A", 2), ("B", 3), ("A", 1)]
     assert run_lengths([]) == []
