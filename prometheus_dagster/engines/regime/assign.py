@@ -56,7 +56,7 @@ def assign_regimes(region: str, features: pd.DataFrame,
         nearest = np.min(dist, axis=1)
         far = nearest > model.outlier_distance
         far_confidence = out_of_range_confidence(nearest, z.shape[1])
-        own = model.label_days(sub) if far.any() else []
+        own = model.label_days(sub)
         # far from every prototype and named otherwise by its own characteristics (a crash
         # after calm years): the day's own label; far but alike (a very calm day): the model's
         outside = np.array([bool(far[j]) and own[j] != model.labels[best[j]]
@@ -68,6 +68,7 @@ def assign_regimes(region: str, features: pd.DataFrame,
             for k, lab in enumerate(model.cluster_labels):
                 by_label[lab] = min(by_label.get(lab, np.inf), float(dist[j, k]))
             info[i] = {
+                "own_risk_off": own[j] in RISK_OFF_LABELS,
                 "model_id": mid, "model": model, "soft": lab_soft[j], "embedding": emb[j],
                 "far_confidence": float(far_confidence[j]),
                 "cluster": int(np.argmax(post[j])), "out_of_range": bool(outside[j]),
@@ -78,9 +79,14 @@ def assign_regimes(region: str, features: pd.DataFrame,
                 "label_probabilities": {lab: round(float(lab_soft[j, k]), 4)
                                         for k, lab in enumerate(model.labels)},
             }
-    urgent = [bool(it["out_of_range"]) and raw[i] in RISK_OFF_LABELS for i, it in enumerate(info)]
+    # stress beyond every prototype: switch without waiting for confirmation; a risk-off
+    # prototype on a day whose own stress level is risk-off too: the same, unless the current
+    # regime is calm (a one-day spike in a calm market still needs confirming)
+    urgent = [bool(it["out_of_range"]) and raw[i] in RISK_OFF_LABELS
+              for i, it in enumerate(info)]
+    prompt = [raw[i] in RISK_OFF_LABELS and it["own_risk_off"] for i, it in enumerate(info)]
     smoothed = smooth_labels(list(raw), config.min_regime_duration_days,
-                             config.confirmation_days, urgent)
+                             config.confirmation_days, urgent, prompt, ("RISK_ON_LOW_VOL",))
     warn = early_warnings(features, config.early_warning).loc[dates]
     rows = []
     for i, d in enumerate(dates):

@@ -70,6 +70,14 @@ class Labelling(StrictModel):
     rising_trend: float = Field(0.6, description="moderate stress, rising, deep: RECOVERY")
     falling_trend: float = Field(-0.8, description="moderate stress, falling: TRANSITION")
     deep_drawdown: float = Field(0.5)
+    calm_excess: float = Field(
+        0.15, description="an absolute floor under the relative levels: at or below this "
+                         "excess (log units: stress features' weighted mean log level above "
+                         "the calm half's median) a cluster or day is RISK_ON_LOW_VOL")
+    risk_off_excess: float = Field(
+        0.3, description="below this excess a cluster or day is not named risk-off, however "
+                          "many calm dispersions it lies above (a history of calm years only "
+                          "has a narrow calm half)")
     stress_weights: dict[str, float] = Field(
         default_factory=lambda: {"implied_vol": 6.0, "vol_short": 1.0, "credit_level": 0.5,
                                  "drawdown": 0.5},
@@ -83,6 +91,8 @@ class Labelling(StrictModel):
             raise ValueError("levels must satisfy calm_level < risk_off_level < panic_level")
         if not self.falling_trend < self.rising_trend:
             raise ValueError("falling_trend must be below rising_trend")
+        if not 0 <= self.calm_excess < self.risk_off_excess:
+            raise ValueError("excesses must satisfy 0 <= calm_excess < risk_off_excess")
         _check_weights("stress_weights", self.stress_weights)
         return self
 

@@ -184,12 +184,33 @@ def characteristic_reference(frame: pd.DataFrame, model_features: list[str],
     stress = day_characteristics(frame, ref).get("stress")
     if stress is not None:
         ref["calm_centre"], ref["calm_scale"] = calm_reference(stress)
+        ref["calm_log_levels"] = calm_log_levels(frame, ref, stress)
     return ref
+
+
+def calm_log_levels(frame: pd.DataFrame, ref: dict, daily_stress: np.ndarray
+                    ) -> dict[str, float]:
+    """Median log level of each stress feature fitted on its logarithm (implied and realised
+    vol, credit) over the calmer half of the training days: the anchor of a day's excess,
+    which, unlike distances in the history's own dispersion, does not grow when the history
+    holds calm years only."""
+    ok = np.isfinite(daily_stress)
+    calm = ok & (daily_stress <= np.median(daily_stress[ok])) if ok.any() else ok
+    out = {}
+    for f in ref["stress_weights"]:
+        if f in LOG_FEATURES and f in frame.columns:
+            v = transform(frame, [f], [f])[:, 0][calm]
+            v = v[np.isfinite(v)]
+            if len(v):
+                out[f] = float(np.median(v))
+    return out
 
 
 def day_characteristics(frame: pd.DataFrame, ref: dict) -> dict[str, np.ndarray]:
     """Per row: stress (weighted mean of the stress features in z units), stress_vs_calm,
-    trend_short, trend_long and drawdown depth (positive = deeper), where the data allow."""
+    excess (weighted mean log level of the log stress features above the calm half's
+    median), trend_short, trend_long and drawdown depth (positive = deeper), where the data
+    allow."""
     z = {}
     for f, (mean, sd) in ref["features"].items():
         v = transform(frame, [f], list(LOG_FEATURES))[:, 0] if f in frame.columns \
@@ -206,6 +227,15 @@ def day_characteristics(frame: pd.DataFrame, ref: dict) -> dict[str, np.ndarray]
         with np.errstate(invalid="ignore", divide="ignore"):
             out["stress"] = np.where(norm > 0, total / np.where(norm > 0, norm, 1.0), np.nan)
         out["stress_vs_calm"] = (out["stress"] - ref["calm_centre"]) / ref["calm_scale"]
+    anchors = ref.get("calm_log_levels") or {}
+    if anchors:
+        m = np.column_stack([transform(frame, [f], [f])[:, 0] - c for f, c in anchors.items()])
+        w = np.array([weights[f] for f in anchors])
+        ok = np.isfinite(m)
+        norm = np.sum(ok * w, axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out["excess"] = np.where(norm > 0, np.sum(np.where(ok, m, 0.0) * w, axis=1)
+                                     / np.where(norm > 0, norm, 1.0), np.nan)
     for name, f, sign in (("trend_short", "ret_short", 1), ("trend_long", "ret_long", 1),
                           ("drawdown", "drawdown", -1)):
         if f in z:
@@ -252,6 +282,13 @@ def label_clusters(chars: list[dict[str, float]], config: RegimeConfig | dict) -
         level = _finite(ch.get("stress_vs_calm"))
         trend = _finite(ch.get("trend_short"))
         deep = _finite(ch.get("drawdown"))
+        excess = ch.get("excess")
+        if excess is not None and np.isfinite(excess):
+            # the relative level names clusters only when the excess is material
+            if excess <= r.calm_excess:
+                level = min(level, r.calm_level)
+            elif excess < r.risk_off_excess:
+                level = min(level, np.nextafter(r.risk_off_level, -np.inf))
         if level >= r.risk_off_level:
             panic = level >= r.panic_level or trend <= r.crash_trend
             out.append("RISK_OFF_PANIC" if panic else "RISK_OFF_GRINDING")

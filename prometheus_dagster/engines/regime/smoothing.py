@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 import numpy as np
 
 
 def smooth_labels(raw: Sequence[str | None], min_duration: int, confirmation: int,
-                  urgent: Sequence[bool] | None = None) -> list[str | None]:
+                  urgent: Sequence[bool] | None = None, prompt: Sequence[bool] | None = None,
+                  steady: Collection[str] = ()) -> list[str | None]:
     """Labels with no flip-flopping, each decided from raw labels up to its own session only.
 
     A regime, once entered, is held for at least ``min_duration`` sessions; after that it
     switches when another raw label has persisted for ``confirmation`` consecutive sessions,
     or at once when the session is ``urgent`` (stress beyond every prototype: a crash needs no
-    confirmation). So every completed run lasts at least ``min_duration`` sessions. ``None``
+    confirmation), or when it is ``prompt`` and the current regime is not in ``steady`` (strong
+    stress out of an already unsettled regime). So every completed run lasts at least
+    ``min_duration`` sessions. ``None``
     (no raw label) keeps the current state."""
     out: list[str | None] = []
     state: str | None = None
@@ -23,6 +26,7 @@ def smooth_labels(raw: Sequence[str | None], min_duration: int, confirmation: in
     pending_len = 0
     for i, lab in enumerate(raw):
         now = bool(urgent[i]) if urgent is not None else False
+        now = now or (prompt is not None and bool(prompt[i]) and state not in steady)
         if lab is None:
             out.append(state)
             run += state is not None
