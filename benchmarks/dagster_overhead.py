@@ -159,18 +159,25 @@ def _trivial(instance, n: int) -> dict:
     return out
 
 
+def _embedded_resources(home: Path, names: int, start: str, end: str) -> dict:
+    """The product's resources on a DuckDB warehouse and an embedded market of ``names``."""
+    from prometheus_dagster.resources import build_resources
+    from prometheus_dagster.resources.sources import SourceResource
+
+    config = write_market_config(home, names, start, end)
+    resources = build_resources(warehouse_url=f"duckdb:///{home}/warehouse.duckdb",
+                                mlflow_uri=f"sqlite:///{home}/mlflow.db")
+    resources["source"] = SourceResource(kind="embedded", synthetic_config=str(config))
+    return resources
+
+
 def _ingest(instance, home: Path, sessions: int) -> dict:
     from dagster import AssetKey, materialize
 
     from prometheus_dagster.assets.ingestion import ingestion_assets
     from prometheus_dagster.core.calendars import trading_calendar
-    from prometheus_dagster.resources import build_resources
-    from prometheus_dagster.resources.sources import SourceResource
 
-    config = write_market_config(home, 5, "2005-01-03", "2024-12-31")
-    resources = build_resources(warehouse_url=f"duckdb:///{home}/warehouse.duckdb",
-                                mlflow_uri=f"sqlite:///{home}/mlflow.db")
-    resources["source"] = SourceResource(kind="embedded", synthetic_config=str(config))
+    resources = _embedded_resources(home, 5, "2005-01-03", "2024-12-31")
     assets = ingestion_assets(["US_EQ"])
     assert materialize(assets, resources=resources, instance=instance,
                        selection=[AssetKey(["US_EQ", "instruments"])]).success
@@ -192,13 +199,8 @@ def _chain(instance, home: Path, sessions: int) -> dict:
     from prometheus_dagster.core.calendars import trading_calendar
     from prometheus_dagster.definitions import build_definitions
     from prometheus_dagster.jobs.daily import REFERENCE_JOB
-    from prometheus_dagster.resources import build_resources
-    from prometheus_dagster.resources.sources import SourceResource
 
-    config = write_market_config(home, 50, "2023-01-01", "2024-12-31")
-    resources = build_resources(warehouse_url=f"duckdb:///{home}/warehouse.duckdb",
-                                mlflow_uri=f"sqlite:///{home}/mlflow.db")
-    resources["source"] = SourceResource(kind="embedded", synthetic_config=str(config))
+    resources = _embedded_resources(home, 50, "2023-01-01", "2024-12-31")
     defs = build_definitions(**resources)
     reference = defs.resolve_job_def(REFERENCE_JOB)
     assert reference.execute_in_process(instance=instance).success
