@@ -30,8 +30,9 @@ from tests.integration.test_warehouse_concurrency import run_concurrent_writers
 COUNT_SQL = "select count(*) as n from prices_daily"
 
 
-def _notebook_reader(url: str, stop, results) -> None:
-    """Child process: what a notebook does, in a loop, until told to stop."""
+def _notebook_reader(url: str, stop, ready, results) -> None:
+    """Child process: what a notebook does, in a loop, until told to stop; ``ready`` is set
+    once the first query has come back."""
     os.environ[URL_ENV] = url
     import prometheus_dagster
 
@@ -45,6 +46,7 @@ def _notebook_reader(url: str, stop, results) -> None:
         except Exception:  # reported to the parent, which fails the test with it
             errors.append(traceback.format_exc())
         slowest = max(slowest, time.monotonic() - started)
+        ready.set()
         time.sleep(0.02)
     results.put((answers, errors, slowest))
 
@@ -76,12 +78,19 @@ def run_readers_during(url: str, write) -> dict[str, object]:
     assert every read answered, without a single error. Returns the readers' figures."""
     Warehouse.from_url(url).ensure_table("prices_daily")  # readers start before the first write
     ctx = mp.get_context("spawn")
-    stop, results = ctx.Event(), ctx.Queue()
-    notebook = ctx.Process(target=_notebook_reader, args=(url, stop, results), daemon=True)
+    stop, ready, results = ctx.Event(), ctx.Event(), ctx.Queue()
+    notebook = ctx.Process(target=_notebook_reader, args=(url, stop, ready, results),
+                           daemon=True)
     cli = CliReader(url)
     notebook.start()
     cli.start()
     try:
+        # both readers are querying before the first write, so every write overlaps them
+        # (a spawned reader otherwise may still be importing when fast writers finish)
+        deadline = time.monotonic() + 180
+        while not (ready.is_set() and (cli.answers or cli.errors)):
+            assert time.monotonic() < deadline, "the readers never answered"
+            time.sleep(0.05)
         write()
     finally:
         stop.set()
