@@ -69,41 +69,36 @@ def _enable_event_batching() -> None:
     os.environ.setdefault("DAGSTER_EVENT_BATCH_SIZE", EVENT_BATCH_SIZE)
 
 
-class ResearchRunStorage(PostgresRunStorage):
+class _ResearchStorageConfig:
+    """The config every research storage takes: a PostgreSQL URL or the embedded server."""
+
     @classmethod
     def config_type(cls) -> dict:
         return _STORAGE_CONFIG
 
     @classmethod
-    def from_config_value(cls, inst_data: ConfigurableClassData | None,  # type: ignore[override]
-                          config_value: dict[str, Any]) -> ResearchRunStorage:
-        return cls(research_postgres_url(config_value), inst_data=inst_data)
+    def from_config_value(cls, inst_data: ConfigurableClassData | None,
+                          config_value: dict[str, Any]) -> Any:
+        return cls(research_postgres_url(config_value), inst_data=inst_data)  # type: ignore[call-arg]
 
 
-class ResearchScheduleStorage(PostgresScheduleStorage):
-    @classmethod
-    def config_type(cls) -> dict:
-        return _STORAGE_CONFIG
-
-    @classmethod
-    def from_config_value(cls, inst_data: ConfigurableClassData | None,  # type: ignore[override]
-                          config_value: dict[str, Any]) -> ResearchScheduleStorage:
-        return cls(research_postgres_url(config_value), inst_data=inst_data)
+class ResearchRunStorage(_ResearchStorageConfig, PostgresRunStorage):
+    pass
 
 
-class ResearchEventLogStorage(PostgresEventLogStorage):
+class ResearchScheduleStorage(_ResearchStorageConfig, PostgresScheduleStorage):
+    pass
+
+
+class ResearchEventLogStorage(_ResearchStorageConfig, PostgresEventLogStorage):
     """PostgreSQL event log with batched writes and one planned event per asset of a run; a
     failed run's unmaterialized partitions are marked failed when its failure is stored."""
 
     @classmethod
-    def config_type(cls) -> dict:
-        return _STORAGE_CONFIG
-
-    @classmethod
-    def from_config_value(cls, inst_data: ConfigurableClassData | None,  # type: ignore[override]
-                          config_value: dict[str, Any]) -> ResearchEventLogStorage:
+    def from_config_value(cls, inst_data: ConfigurableClassData | None,
+                          config_value: dict[str, Any]) -> Any:
         _enable_event_batching()
-        return cls(research_postgres_url(config_value), inst_data=inst_data)
+        return super().from_config_value(inst_data, config_value)
 
     @property
     def supports_partition_subset_in_asset_materialization_planned_events(self) -> bool:
