@@ -26,7 +26,7 @@ import prometheus_dagster.engines.regime  # noqa: F401  (declares the tables ann
 import prometheus_dagster.engines.stability  # noqa: F401
 from prometheus_dagster.assets.assessment import compute_scores
 from prometheus_dagster.assets.portfolio import compute_targets
-from prometheus_dagster.assets.risk import load_risk_models, read_risk_inputs
+from prometheus_dagster.steps.risk import load_risk_models, read_risk_inputs
 from prometheus_dagster.assets.universe import compute_universes
 from prometheus_dagster.engines.assessment import AssessmentConfig
 from prometheus_dagster.engines.backtest import TimeMachine

@@ -5,44 +5,17 @@ records. Kept tiny: assets read inputs, call one engine function, log and return
 import pandas as pd
 from dagster import AssetExecutionContext
 
-from prometheus_dagster.core.config import LoadedConfig, engine_config_record
 from prometheus_dagster.resources.warehouse import Warehouse
+from prometheus_dagster.steps.common import (  # noqa: F401  (re-exported for asset modules)
+    lookback_start,
+    register_config,
+    require_quality_passed,
+)
 
 
 def run_dates(context: AssetExecutionContext) -> list[pd.Timestamp]:
     """The partition dates this run materializes (one, or a single-run backfill range)."""
     return [pd.Timestamp(k) for k in context.partition_keys]
-
-
-def register_config(warehouse: Warehouse, loaded: LoadedConfig) -> str:
-    """Record a config in ``engine_configs`` the first time it is used; returns its id."""
-    warehouse.insert_missing("engine_configs", pd.DataFrame([engine_config_record(loaded)]))
-    return loaded.config_id
-
-
-def require_quality_passed(
-    warehouse: Warehouse, market_id: str, dates: list[pd.Timestamp], tables: list[str]
-) -> None:
-    """Refuse to compute on inputs whose latest ingestion of a (table, date) unit FAILED: a
-    failed quality gate stops downstream assets in later runs too, not only in its own run.
-    The rows kept from before are good data, but the day's delivery was not, so the decision is
-    left to a person (fix the source and re-ingest)."""
-    from prometheus_dagster.core.errors import DataQualityError
-
-    runs = warehouse.read("ingestion_runs", where={"market_id": market_id, "date": list(dates)})
-    runs = runs[runs["table_name"].isin(tables)]
-    if runs.empty:
-        return
-    latest = runs.sort_values("finished_at").groupby(["table_name", "date"]).tail(1)
-    failed = latest[latest["status"] == "FAILED"]
-    if not failed.empty:
-        units = ", ".join(
-            f"{r.table_name} {pd.Timestamp(r.date).date()}" for r in failed.itertuples()
-        )
-        raise DataQualityError(
-            f"{market_id}: upstream data failed its quality gate and was not refreshed ({units}); "
-            "fix the source and re-ingest these partitions first"
-        )
 
 
 def write_decisions(warehouse: Warehouse, context: AssetExecutionContext, engine_name: str,
@@ -58,12 +31,6 @@ def write_decisions(warehouse: Warehouse, context: AssetExecutionContext, engine
         mlflow_run_id=mlflow_run_id)
     return warehouse.write_partitions("engine_decisions", rows, market_id=market_id,
                                       dates=dates, extra={"engine_name": engine_name})
-
-
-def lookback_start(first_date: pd.Timestamp, sessions: int) -> pd.Timestamp:
-    """A calendar date at least ``sessions`` trading sessions before ``first_date`` (about
-    252 sessions a year, with a margin for holidays)."""
-    return pd.Timestamp(first_date) - pd.Timedelta(days=int(sessions * 7 / 5 * 1.05) + 10)
 
 
 def train_refit_partitions(context: AssetExecutionContext, market_id: str, what: str,

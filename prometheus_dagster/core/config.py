@@ -119,6 +119,15 @@ class LoadedConfig:
     def version(self) -> str:
         return self.config.version
 
+    def typed(self, model: type[C]) -> C:
+        """The config as ``model`` (typed at the call site); a config of another model is a
+        :class:`ConfigError` naming both."""
+        if not isinstance(self.config, model):
+            raise ConfigError(
+                f"{self.source_path or '<inline>'}: expected a {model.__name__} config for "
+                f"engine {self.engine!r}, got {type(self.config).__name__}")
+        return self.config
+
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
     """Parse a YAML file into a mapping, raising ConfigError naming the file and line."""

@@ -13,7 +13,7 @@ to rows with those column values (several assets sharing one table).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import pandas as pd
 from dagster import (
@@ -25,6 +25,7 @@ from dagster import (
 )
 
 from prometheus_dagster.core.errors import WarehouseError
+from prometheus_dagster.core.reader import RecordingReader, active_recording
 from prometheus_dagster.core.schemas import TableSchema, get_schema
 from prometheus_dagster.resources.warehouse import Warehouse
 
@@ -207,5 +208,16 @@ class WarehouseResource(ConfigurableResource):
     url: str = ""
 
     def get(self) -> Warehouse:
-        """The configured warehouse (``Warehouse.default()`` when ``url`` is empty)."""
-        return _warehouse(self.url)
+        """The configured warehouse (``Warehouse.default()`` when ``url`` is empty). Inside
+        ``core.reader.recording()`` it notes every read under the running asset step's name."""
+        wh = _warehouse(self.url)
+        rec = active_recording()
+        if rec is None:
+            return wh
+        from dagster import AssetExecutionContext
+
+        try:
+            owner = AssetExecutionContext.get().op_execution_context.op.name
+        except Exception:  # outside an asset step (a sensor, a test helper): not recorded
+            return wh
+        return cast(Warehouse, RecordingReader(wh, rec, owner))
