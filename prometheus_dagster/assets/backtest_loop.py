@@ -26,7 +26,6 @@ import prometheus_dagster.engines.regime  # noqa: F401  (declares the tables ann
 import prometheus_dagster.engines.stability  # noqa: F401
 from prometheus_dagster.assets.assessment import compute_scores
 from prometheus_dagster.assets.portfolio import compute_targets
-from prometheus_dagster.steps.risk import load_risk_models, read_risk_inputs
 from prometheus_dagster.assets.universe import compute_universes
 from prometheus_dagster.engines.assessment import AssessmentConfig
 from prometheus_dagster.engines.backtest import TimeMachine
@@ -36,6 +35,7 @@ from prometheus_dagster.engines.execution.vectorized import ArrayBook, MarketArr
 from prometheus_dagster.engines.risk import RiskModelConfig, estimate_risk_models
 from prometheus_dagster.engines.strategy import StrategyConfig, portfolio_id
 from prometheus_dagster.resources.warehouse import between
+from prometheus_dagster.steps.risk import load_risk_models, read_risk_inputs
 
 BAR_COLUMNS = ["instrument_id", "open", "high", "low", "close", "volume"]
 SCORE_COLUMNS = ["strategy_id", "instrument_id", "as_of_date", "horizon_days", "score",

@@ -50,3 +50,8 @@ def declare(step_name: str, inputs: Inputs, market_id: str,
     """Register what step ``step_name`` reads; returns the asset metadata showing it."""
     DECLARED[step_name] = (inputs, market_id, tuple(members))
     return {INPUTS_METADATA_KEY: inputs.describe(market_id, members)}
+
+
+def step_name(market_id: str, table: str) -> str:
+    """The op name Dagster gives ``@asset(key=AssetKey([market_id, table]))``."""
+    return f"{market_id}__{table}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pandas as pd
@@ -42,3 +43,30 @@ def lookback_start(first_date: pd.Timestamp, sessions: int) -> pd.Timestamp:
     """A calendar date at least ``sessions`` trading sessions before ``first_date`` (about
     252 sessions a year, with a margin for holidays)."""
     return pd.Timestamp(first_date) - pd.Timedelta(days=int(sessions * 7 / 5 * 1.05) + 10)
+
+
+CHUNK_SESSIONS = 252  # a long range is computed a year of sessions at a time
+
+
+def chunked(dates: list[pd.Timestamp], log: Any = None, what: str = "",
+            size: int = CHUNK_SESSIONS) -> Iterator[list[pd.Timestamp]]:
+    """``dates`` in chunks of ``size`` sessions, so that memory stays bounded on a long range;
+    with ``log`` (a Dagster or ``logging`` logger), each chunk after the first reports progress
+    and an ETA: ``US_EQ scores: 504/1260 sessions, 41 s, about 62 s left``."""
+    import time
+
+    t0 = time.perf_counter()
+    done = 0
+    for i in range(0, len(dates), size):
+        chunk = dates[i:i + size]
+        yield chunk
+        done += len(chunk)
+        if log is not None and len(dates) > size:
+            spent = time.perf_counter() - t0
+            left = spent / done * (len(dates) - done)
+            log.info(f"{what}: {done}/{len(dates)} sessions, {spent:.0f} s"
+                     + (f", about {left:.0f} s left" if done < len(dates) else ", done"))
+
+
+def partition_key(d: pd.Timestamp) -> str:
+    return pd.Timestamp(d).strftime("%Y-%m-%d")
