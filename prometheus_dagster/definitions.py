@@ -21,11 +21,11 @@ from prometheus_dagster.assets.risk import risk_assets
 from prometheus_dagster.assets.scenarios import scenario_assets
 from prometheus_dagster.assets.stability import stability_assets
 from prometheus_dagster.assets.universe import universe_assets
-from prometheus_dagster.core.calendars import GLOBAL, MarketState, market_ids
-from prometheus_dagster.core.config import load_engine_config
+from prometheus_dagster.core.calendars import GLOBAL, MarketState, market_ids, markets_running
 from prometheus_dagster.core.ingestion_config import ingestion_config
 from prometheus_dagster.engines.features import FEATURE_TABLES
 from prometheus_dagster.jobs.daily import daily_job_name, jobs_for, qc_job_name
+from prometheus_dagster.market_configs import check_market_configs
 from prometheus_dagster.resources import build_resources
 from prometheus_dagster.sensors.alerts import run_failure_alerts
 from prometheus_dagster.sensors.global_after_regional import global_after_regional_sensor
@@ -91,11 +91,13 @@ INVESTMENT_TABLES = ("risk_factor_covariance", "risk_specific", "instrument_scor
 
 
 def encoder_markets() -> list[str]:
-    """Markets with trained encoders and profiles (configs/engines/encoders.yaml)."""
-    return list(load_engine_config("encoders").config.markets)  # type: ignore[attr-defined]
+    """Markets with trained encoders, profiles and the investment chain (``runs: investment``
+    in configs/markets.yaml)."""
+    return markets_running("investment")
 
 
 def build_definitions(**resource_overrides) -> Definitions:
+    check_market_configs()
     assets = build_assets()
     jobs = jobs_for(assets)
     by_name = {j.name: j for j in jobs}

@@ -317,10 +317,46 @@ def closing_tasks(defs, start: pd.Timestamp, end: pd.Timestamp) -> list[JobTask]
     return tasks
 
 
+def brief_day_of(start: pd.Timestamp, end: pd.Timestamp) -> str:
+    return pd.bdate_range(start, end)[-1].strftime("%Y-%m-%d")
+
+
+def demo_stages(defs, history: pd.Timestamp, start: pd.Timestamp,
+                end: pd.Timestamp) -> list[tuple[str, list[JobTask]]]:
+    """The demo's plan: (stage, tasks that may run side by side) in dependency order: history,
+    refits, reference data, the regional daily chains, GLOBAL, pre-open checks and a backtest,
+    the brief."""
+    from prometheus_dagster.jobs.daily import REFERENCE_JOB, daily_job_name
+
+    training, text_until = training_tasks(defs, start)
+    stages: list[tuple[str, list[JobTask]]] = []
+    if history < start:
+        stages.append(("history", [JobTask("reference data (history instance)", REFERENCE_JOB,
+                                           ephemeral=True)]))
+        stages.append(("history", history_tasks(defs, history, start - pd.Timedelta(days=1),
+                                                text_ranges(history, start, text_until))))
+    # the regional regimes of a day read that day's macro series, which GLOBAL_daily ingests
+    # after the regions: the demo ingests the window's macro first
+    tags = _range_tags(GLOBAL, start, end)
+    macro = JobTask(f"macro series {tags[RANGE_START]}...{tags[RANGE_END]}",
+                    daily_job_name(GLOBAL), tags=tags, selection=(MACRO.to_user_string(),))
+    stages.append(("training", [*training, macro]))
+    regional, global_task = daily_tasks(defs, start, end)
+    stages.append(("reference_data", [JobTask("reference_data", REFERENCE_JOB)]))
+    stages.append(("daily chains", regional))
+    if global_task is not None:
+        stages.append(("GLOBAL_daily", [global_task]))
+    stages.append(("pre-open checks and backtest", closing_tasks(defs, start, end)))
+    day = brief_day_of(start, end)
+    stages.append(("daily_brief", [JobTask(f"daily brief {day}", daily_job_name(GLOBAL),
+                                           partition_key=day,
+                                           selection=(BRIEF.to_user_string(),))]))
+    return stages
+
+
 def run_demo(quick: bool = False) -> int:
     from prometheus_dagster.assets.brief import brief_directory
     from prometheus_dagster.definitions import build_definitions
-    from prometheus_dagster.jobs.daily import REFERENCE_JOB, daily_job_name
     from prometheus_dagster.resources.warehouse import Warehouse
 
     t0 = time.perf_counter()
@@ -339,35 +375,14 @@ def run_demo(quick: bool = False) -> int:
         stages.append((name, time.perf_counter() - t, all(o.ok for o in outcomes)))
         print(f"    -- {name}: {stages[-1][1]:.1f}s", flush=True)
 
+    print("==> fragility training: skipped (the tail model learns from years of stability "
+          "and fragility history; the demo's fragility alpha has components, scores and "
+          "classes without a tail probability; see the README)", flush=True)
     with JobRunner(workers) as runner:
-        training, text_until = training_tasks(defs, start)
-        if history < start:
-            reference = JobTask("reference data (history instance)", REFERENCE_JOB,
-                                ephemeral=True)
-            stage("history", runner, [reference])
-            stage("history", runner, history_tasks(defs, history, start - pd.Timedelta(days=1),
-                                                   text_ranges(history, start, text_until)))
-            _merge_last(stages)
-        print("==> fragility training: skipped (the tail model learns from years of stability "
-              "and fragility history; the demo's fragility alpha has components, scores and "
-              "classes without a tail probability; see the README)", flush=True)
-        # the regional regimes of a day read that day's macro series, which GLOBAL_daily
-        # ingests after the regions: the demo ingests the window's macro first
-        tags = _range_tags(GLOBAL, start, end)
-        macro = JobTask(f"macro series {tags[RANGE_START]}...{tags[RANGE_END]}",
-                        daily_job_name(GLOBAL), tags=tags,
-                        selection=(MACRO.to_user_string(),))
-        stage("training", runner, [*training, macro])
-        regional, global_task = daily_tasks(defs, start, end)
-        stage("reference_data", runner, [JobTask("reference_data", REFERENCE_JOB)])
-        stage("daily chains", runner, regional)
-        if global_task is not None:
-            stage("GLOBAL_daily", runner, [global_task])
-        stage("pre-open checks and backtest", runner, closing_tasks(defs, start, end))
-        brief_day = pd.bdate_range(start, end)[-1].strftime("%Y-%m-%d")
-        stage("daily_brief", runner, [JobTask(f"daily brief {brief_day}",
-                                              daily_job_name(GLOBAL), partition_key=brief_day,
-                                              selection=(BRIEF.to_user_string(),))])
+        for name, tasks in demo_stages(defs, history, start, end):
+            stage(name, runner, tasks)
+    _merge_repeated(stages)
+    brief_day = brief_day_of(start, end)
     wh = Warehouse.default()
     _print_summary(wh)
     _print_failed_partitions()
@@ -411,10 +426,15 @@ def _print_failed_partitions() -> None:
         print("\n==> Failed partitions (re-run these ranges)\n" + format_failed_ranges(ranges))
 
 
-def _merge_last(stages: list[tuple[str, float, bool]]) -> None:
-    """Fold the last two entries of the same stage into one."""
-    (name, a, ok_a), (_, b, ok_b) = stages[-2:]
-    stages[-2:] = [(name, a + b, ok_a and ok_b)]
+def _merge_repeated(stages: list[tuple[str, float, bool]]) -> None:
+    """Fold consecutive entries of the same stage into one."""
+    merged: list[tuple[str, float, bool]] = []
+    for name, t, ok in stages:
+        if merged and merged[-1][0] == name:
+            merged[-1] = (name, merged[-1][1] + t, merged[-1][2] and ok)
+        else:
+            merged.append((name, t, ok))
+    stages[:] = merged
 
 
 def _print_summary(wh) -> None:

@@ -11,10 +11,11 @@ import datetime as dt
 import functools
 from enum import StrEnum
 from pathlib import Path
+from typing import Literal
 
 import exchange_calendars as xcals
 import pandas as pd
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from prometheus_dagster.core.config import (
     StrictModel,
@@ -31,6 +32,12 @@ CALENDAR_END = pd.Timestamp("2030-12-31")
 GLOBAL = "GLOBAL"
 
 
+# What a market runs, each level including the ones before it: its calendar only; ingestion and
+# the data engines (features, stability, scenarios, fragility measures); its own regimes; the
+# investment chain (encoders, profiles, risk, assessment, universes, portfolios, execution).
+RUN_LEVELS = ("calendar", "data", "regimes", "investment")
+
+
 class MarketSpec(StrictModel):
     name: str
     region: str
@@ -39,12 +46,25 @@ class MarketSpec(StrictModel):
     currency: str
     pre_open_minutes: int = Field(90, ge=0, le=24 * 60)
     post_close_minutes: int = Field(60, ge=0, le=24 * 60)
+    runs: Literal["calendar", "data", "regimes", "investment"] = "calendar"
+    global_member: bool = Field(False, description="a member of the GLOBAL region (its "
+                                                   "regimes, stability and brief)")
+
+    def runs_at_least(self, level: str) -> bool:
+        return RUN_LEVELS.index(self.runs) >= RUN_LEVELS.index(level)
 
 
 @register_config_model("markets")
 class MarketsConfig(VersionedConfig):
     partitions_start: dt.date
     markets: dict[str, MarketSpec]
+
+    @model_validator(mode="after")
+    def _members_run_data(self) -> MarketsConfig:
+        lazy = [m for m, s in self.markets.items() if s.global_member and s.runs == "calendar"]
+        if lazy:
+            raise ValueError(f"global_member market(s) {lazy} must run at least 'data'")
+        return self
 
 
 @functools.cache
@@ -55,6 +75,32 @@ def load_markets(path: str | None = None) -> MarketsConfig:
 
 def market_ids() -> list[str]:
     return list(load_markets().markets)
+
+
+def markets_running(level: str) -> list[str]:
+    """Markets whose ``runs`` is ``level`` or more (in the order of configs/markets.yaml):
+    ``data`` (ingested), ``regimes``, ``investment``."""
+    if level not in RUN_LEVELS:
+        raise ConfigError(f"unknown run level {level!r}; use one of {', '.join(RUN_LEVELS)}")
+    return [m for m, s in load_markets().markets.items() if s.runs_at_least(level)]
+
+
+def global_members() -> list[str]:
+    """The markets of the GLOBAL region (``global_member: true`` in configs/markets.yaml)."""
+    return [m for m, s in load_markets().markets.items() if s.global_member]
+
+
+def follow_the_sun(markets: list[str] | None = None) -> tuple[str, ...]:
+    """``markets`` (default: all) ordered by their session close in UTC, GLOBAL last: Asia
+    closes first, then Europe, then the Americas. The order of the daily jobs."""
+    ref = pd.Timestamp("2024-06-03")  # a Monday every calendar trades
+    closes = {}
+    for m in markets if markets is not None else market_ids():
+        cal = trading_calendar(m)
+        day = ref if cal.is_trading_day(ref) else cal.next_trading_day(ref)
+        close = cal.session_close(day)
+        closes[m] = (close - pd.Timestamp(day).tz_localize("UTC")).total_seconds()
+    return (*sorted(closes, key=lambda m: (closes[m], m)), GLOBAL)
 
 
 def market_spec(market_id: str) -> MarketSpec:

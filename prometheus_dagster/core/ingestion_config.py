@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, model_validator
 
 from prometheus_dagster.core.config import StrictModel, VersionedConfig, register_config_model
 
@@ -26,22 +26,26 @@ class QualityGateConfig(StrictModel):
 class IngestionConfig(VersionedConfig):
     source: Literal["embedded", "files"] = "embedded"
     files_root: str | None = None
-    markets: list[str] = Field(default_factory=lambda: ["US_EQ", "EU_EQ", "FX_GLOB"])
     history_sessions: int = Field(21, ge=1, le=260)
     quality: QualityGateConfig = Field(default_factory=QualityGateConfig)
 
-    @field_validator("markets")
+    @model_validator(mode="before")
     @classmethod
-    def _known_markets(cls, markets: list[str]) -> list[str]:
-        from prometheus_dagster.core.calendars import market_ids
+    def _markets_moved(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "markets" in data:
+            raise ValueError("'markets' is no longer set here: the ingested markets are those "
+                             "with 'runs: data' or more in configs/markets.yaml")
+        return data
 
-        unknown = [m for m in markets if m not in market_ids()]
-        if unknown:
-            raise ValueError(f"unknown market(s) {unknown}; configured: {market_ids()}")
-        return markets
+    @property
+    def markets(self) -> list[str]:
+        """The ingested markets: ``runs: data`` or more in configs/markets.yaml."""
+        from prometheus_dagster.core.calendars import markets_running
+
+        return markets_running("data")
 
 
 def ingestion_config() -> IngestionConfig:
     from prometheus_dagster.core.config import load_engine_config
 
-    return load_engine_config("ingestion").config  # type: ignore[return-value]
+    return load_engine_config("ingestion").typed(IngestionConfig)

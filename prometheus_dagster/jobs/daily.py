@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dagster import AssetsDefinition, AssetSelection, define_asset_job
 from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
-from prometheus_dagster.core.calendars import GLOBAL
+from prometheus_dagster.core.calendars import follow_the_sun
 from prometheus_dagster.core.partitions import partitions_def_for
 
 TIER_TAG = "prometheus/tier"
@@ -35,8 +35,6 @@ def research_tags() -> dict[str, str]:
     such runs from taking the slots tier-1 work needs."""
     return tier_tags("3")
 
-# Follow the sun: Asia closes first, then Europe, then the Americas; GLOBAL runs after them.
-FOLLOW_THE_SUN = ("JP_EQ", "ASIA_EQ", "EU_EQ", "FX_GLOB", "US_EQ", "US_FUT", GLOBAL)
 
 
 def daily_job_name(market_id: str) -> str:
@@ -149,7 +147,8 @@ def jobs_for(assets: Sequence[AssetsDefinition]) -> list[UnresolvedAssetJobDefin
         else:
             training.setdefault((market, min(groups)), []).append(a)
     jobs = [reference_job(unpartitioned)] if unpartitioned else []
-    order = {m: i for i, m in enumerate(FOLLOW_THE_SUN)}
+    # follow the sun: Asia closes first, then Europe, then the Americas; GLOBAL runs after them
+    order = {m: i for i, m in enumerate(follow_the_sun())}
     for market in sorted(by_market, key=lambda m: order.get(m, len(order))):
         jobs.append(daily_job(market, by_market[market]))
     for market, group in sorted(training, key=lambda mg: (order.get(mg[0], len(order)), mg[1])):

@@ -66,13 +66,11 @@ class RefitConfig(StrictModel):
 
 @register_config_model("encoders")
 class EncodersConfig(VersionedConfig):
-    """Text, numeric-window and joint encoders; which markets train them; refit cadence."""
+    """Text, numeric-window and joint encoders and their refit cadence. The markets that
+    train them are those with ``runs: investment`` in configs/markets.yaml."""
 
     engine: Literal["encoders"] = "encoders"
     version: str = "1"
-    markets: tuple[str, ...] = Field(
-        ("US_EQ", "EU_EQ"),
-        description="markets with numeric/joint encoders and profiles (need linked news)")
     text: TextEncoderConfig = TextEncoderConfig()
     numeric: NumericEncoderConfig = NumericEncoderConfig()
     joint: JointEncoderConfig = JointEncoderConfig()
