@@ -5,6 +5,8 @@ functions), so a lazy import inside a function counts too."""
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -94,6 +96,19 @@ def test_the_dagster_exemptions_are_still_needed() -> None:
         path = PACKAGE / rel
         names = imported_modules(path.read_text(encoding="utf-8"), _module_name(path))
         assert any(n.split(".")[0].startswith("dagster") for n in names), rel
+
+
+def test_the_time_machine_and_the_brief_load_without_dagster_or_resources() -> None:
+    """Transitively too: a fresh interpreter importing them loads none of those modules."""
+    code = ("import sys\n"
+            "import prometheus_dagster.engines.backtest, prometheus_dagster.engines.brief\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0].startswith('dagster')\n"
+            "             or m.startswith(('prometheus_dagster.resources',\n"
+            "                              'prometheus_dagster.assets'))))")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=PACKAGE.parent, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"
 
 
 @pytest.mark.parametrize("source, module, expected", [
