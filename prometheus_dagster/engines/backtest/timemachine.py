@@ -1,10 +1,11 @@
 """The time machine: a read-only view of the warehouse as it was known on one date.
 
 A backtest walks trading days and, on each, runs the same engines as production against a
-:class:`TimeMachine` in place of the :class:`~prometheus_dagster.resources.warehouse.Warehouse`.
-It offers the warehouse's read interface (``read``, ``read_partitions``, ``table_exists``,
-``sql_name``, ``query``) and gates every read of a dated table (a table whose schema has a
-``partition_column``) to partitions on or before :attr:`TimeMachine.current_date`:
+:class:`TimeMachine` in place of the warehouse. It wraps any object with the warehouse's read
+interface (:class:`~prometheus_dagster.core.query.WarehouseReader`: ``read``,
+``read_partitions``, ``table_exists``, ``sql_name``, ``query``), offers that same interface, and
+gates every read of a dated table (a table whose schema has a ``partition_column``) to
+partitions on or before :attr:`TimeMachine.current_date`:
 
 * **strict** (the default): a read that requests a date after the current date, or that has no
   upper bound on the partition column, raises :class:`LookAheadError` naming the table, the
@@ -34,8 +35,8 @@ import numpy as np
 import pandas as pd
 
 from prometheus_dagster.core.errors import DataSchemaError, LookAheadError, WarehouseError
+from prometheus_dagster.core.query import Between, WarehouseReader, between
 from prometheus_dagster.core.schemas import TableSchema, get_schema
-from prometheus_dagster.resources.warehouse import Between, between
 
 __all__ = ["TimeMachine", "TimeMachineAccessError"]
 
@@ -63,7 +64,7 @@ class TimeMachine:
     table for the run's metadata, :attr:`clipped` the reads non-strict mode had to clip.
     """
 
-    def __init__(self, warehouse: Any, *, strict: bool = True) -> None:
+    def __init__(self, warehouse: WarehouseReader, *, strict: bool = True) -> None:
         self._warehouse = warehouse
         self.strict = bool(strict)
         self._current: pd.Timestamp | None = None

@@ -1,6 +1,7 @@
 """The daily brief: one HTML page (with its plots as one PNG) per date, from what the warehouse
 held for that date. Pure: frames in, HTML and PNG bytes out; ``collect`` reads the warehouse."""
 
+from prometheus_dagster.core.query import WarehouseReader
 from prometheus_dagster.engines.brief.collect import BriefData, collect_brief
 from prometheus_dagster.engines.brief.render import render_brief, render_figure
 from prometheus_dagster.engines.brief.schemas import DAILY_BRIEFS
@@ -9,7 +10,7 @@ __all__ = ["DAILY_BRIEFS", "BriefData", "collect_brief", "render_brief", "render
            "write_brief"]
 
 
-def write_brief(wh, date, markets: list[str], directory) -> tuple:
+def write_brief(wh: WarehouseReader, date, markets: list[str], directory) -> tuple:
     """Collect, render and write ``brief.html`` and ``brief.png`` for ``date`` under
     ``directory/<date>/``; returns (html path, png path, BriefData)."""
     from pathlib import Path

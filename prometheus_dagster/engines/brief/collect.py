@@ -1,5 +1,8 @@
 """What the brief shows, read point in time: rows dated on or before the brief's date only, so
-a brief rendered today for a past date shows what was known on that date."""
+a brief rendered today for a past date shows what was known on that date. Everything is read
+through ``wh``, any object with the warehouse's read interface
+(:class:`~prometheus_dagster.core.query.WarehouseReader`: the warehouse, a time machine, a test
+double)."""
 
 from __future__ import annotations
 
@@ -7,6 +10,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from prometheus_dagster.core.query import Between, WarehouseReader, between
 from prometheus_dagster.core.schemas import TABLES
 
 HISTORY_SESSIONS = 126
@@ -41,7 +45,7 @@ class BriefData:
     notes: list[str] = field(default_factory=list)
 
 
-def _has(wh, table: str) -> bool:
+def _has(wh: WarehouseReader, table: str) -> bool:
     return table in TABLES and wh.table_exists(table)
 
 
@@ -49,7 +53,7 @@ def _date_col(table: str) -> str:
     return TABLES[table].partition_column or "date"
 
 
-def collect_brief(wh, date: pd.Timestamp, markets: list[str],
+def collect_brief(wh: WarehouseReader, date: pd.Timestamp, markets: list[str],
                   weakness_threshold: float = 0.7) -> BriefData:
     """Everything the brief shows for ``date`` across ``markets``."""
     from prometheus_dagster.core.calendars import trading_calendar
@@ -130,7 +134,7 @@ def collect_brief(wh, date: pd.Timestamp, markets: list[str],
         models=models, notes=notes, **_investment_sections(wh, d))
 
 
-def _fragility_sections(wh, d: pd.Timestamp):
+def _fragility_sections(wh: WarehouseReader, d: pd.Timestamp):
     """(market stability history, today's soft targets and watchlist, today's highest
     SoftTargetScores), each None when the table is absent or empty."""
     stability = soft = fragility = None
@@ -168,7 +172,7 @@ def _json(v):
     return json.loads(v) if isinstance(v, str) else v
 
 
-def _investment_sections(wh, d: pd.Timestamp) -> dict:
+def _investment_sections(wh: WarehouseReader, d: pd.Timestamp) -> dict:
     """Top / bottom scores (each strategy's own horizon), universe changes with reasons,
     the largest target weights and each portfolio's risk, on ``d``."""
     out: dict = {}
@@ -224,7 +228,7 @@ def _investment_sections(wh, d: pd.Timestamp) -> dict:
 PAPER_LOOKBACK_DAYS = 10  # how far back the previous session's book is looked for
 
 
-def _paper_books(wh, d: pd.Timestamp) -> pd.DataFrame | None:
+def _paper_books(wh: WarehouseReader, d: pd.Timestamp) -> pd.DataFrame | None:
     """Per paper portfolio on ``d``: equity, return since the previous session's book, gross
     and net exposure, the session's fills and their costs."""
     books = wh.read("positions_snapshots",
@@ -259,7 +263,5 @@ def _paper_books(wh, d: pd.Timestamp) -> pd.DataFrame | None:
     return pd.DataFrame(rows)
 
 
-def _between(d: pd.Timestamp, days: int):
-    from prometheus_dagster.resources.warehouse import between
-
+def _between(d: pd.Timestamp, days: int) -> Between:
     return between(d - pd.Timedelta(days=days), d)
