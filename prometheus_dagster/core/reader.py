@@ -1,7 +1,8 @@
 """The read interface every engine step is written against, and a recorder of what is read.
 
 Both the warehouse (``resources.warehouse.Warehouse``) and the strict time machine
-(``engines.backtest.timemachine.TimeMachine``) satisfy :class:`Reader`, so the functions that
+(``engines.backtest.timemachine.TimeMachine``) satisfy :class:`Reader`
+(``core.query.WarehouseReader``), so the functions that
 read an engine's inputs and make its decisions run unchanged in the daily chain and in a
 backtest. :class:`RecordingReader` wraps any reader and notes each table read (with the
 markets and the partition window asked for); the lineage test compares those notes with what
@@ -14,27 +15,17 @@ import contextlib
 import contextvars
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 import pandas as pd
+
+from prometheus_dagster.core.query import Between, WarehouseReader
 
 __all__ = ["Reader", "ReadRecord", "RecordingReader", "recording", "active_recording"]
 
 
-@runtime_checkable
-class Reader(Protocol):
-    """Reads of warehouse tables by filter (``read``) or by partition (``read_partitions``)."""
-
-    def read(self, table: Any, *, where: Mapping[str, Any] | None = None,
-             columns: Sequence[str] | None = None,
-             order_by: Sequence[str] | None = None) -> pd.DataFrame: ...
-
-    def read_partitions(self, table: Any, *, market_id: str | None = None, start: Any = None,
-                        end: Any = None, dates: Iterable[Any] | None = None,
-                        extra: Mapping[str, Any] | None = None,
-                        columns: Sequence[str] | None = None) -> pd.DataFrame: ...
-
-    def table_exists(self, table: Any) -> bool: ...
+# the one read interface (``core.query.WarehouseReader``), under the name steps use
+Reader = WarehouseReader
 
 
 @dataclass(frozen=True)
@@ -64,10 +55,9 @@ def _bounds(value: Any) -> tuple[pd.Timestamp | None, pd.Timestamp | None]:
     """(first, last) date of a ``where`` value: a date, a list of dates or a ``Between``."""
     if value is None:
         return None, None
-    lo_hi = getattr(value, "lo", None), getattr(value, "hi", None)
-    if hasattr(value, "lo") and hasattr(value, "hi"):
-        return (None if lo_hi[0] is None else pd.Timestamp(lo_hi[0]),
-                None if lo_hi[1] is None else pd.Timestamp(lo_hi[1]))
+    if isinstance(value, Between):
+        return (None if value.lo is None else pd.Timestamp(value.lo),
+                None if value.hi is None else pd.Timestamp(value.hi))
     values = [value] if isinstance(value, (str, pd.Timestamp)) or not isinstance(
         value, Iterable) else list(value)
     stamps = [pd.Timestamp(v) for v in values]
