@@ -19,6 +19,7 @@ from prometheus_dagster.assets.reference import reference_assets
 from prometheus_dagster.assets.regime import regime_assets, regime_regions
 from prometheus_dagster.assets.risk import risk_assets
 from prometheus_dagster.assets.scenarios import scenario_assets
+from prometheus_dagster.assets.schema_metadata import with_column_schemas
 from prometheus_dagster.assets.stability import stability_assets
 from prometheus_dagster.assets.universe import universe_assets
 from prometheus_dagster.core.calendars import GLOBAL, MarketState, market_ids, markets_running
@@ -98,7 +99,7 @@ def encoder_markets() -> list[str]:
 
 def build_definitions(**resource_overrides) -> Definitions:
     check_market_configs()
-    assets = build_assets()
+    assets = with_column_schemas(build_assets())
     jobs = jobs_for(assets)
     by_name = {j.name: j for j in jobs}
     daily = {m: by_name[daily_job_name(m)] for m in ingestion_config().markets}

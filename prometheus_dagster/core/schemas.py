@@ -39,6 +39,9 @@ class Column:
     def __post_init__(self) -> None:
         if self.dtype not in LOGICAL_TYPES:
             raise ValueError(f"column {self.name}: unknown type {self.dtype!r}")
+        if not isinstance(self.nullable, bool):
+            raise ValueError(f"column {self.name}: nullable must be True or False, got "
+                             f"{self.nullable!r} (a description is passed as description=)")
 
 
 @dataclass(frozen=True)
@@ -142,7 +145,7 @@ register_table(TableSchema("prices_daily", (
 register_table(TableSchema("corporate_actions", (
     _req("market_id", "str"), _req("instrument_id", "str"), _req("date", "date"),
     _req("action_type", "str", "SPLIT, DIVIDEND or DELISTING"),
-    _c("value", "float", "split ratio (new shares per old) or cash dividend per share"),
+    _c("value", "float", description="split ratio (new shares per old) or cash dividend per share"),
     _c("details", "json"),
 ), primary_key=("instrument_id", "date", "action_type"), partition_column="date",
     market_column="market_id"))
@@ -200,8 +203,8 @@ register_table(TableSchema("models", (
     _req("valid_from", "date", "first date the model is meant for (its refit partition)"),
     _req("trained_through", "date", "last date of its training data"),
     _req("artifact_uri", "str"),
-    _c("training_spec", "json", "what it was trained on, with which config"),
-    _c("metrics", "json", "training and held-out metrics"),
+    _c("training_spec", "json", description="what it was trained on, with which config"),
+    _c("metrics", "json", description="training and held-out metrics"),
     _c("mlflow_run_id", "str"), _c("dagster_run_id", "str"), _req("config_id", "str"),
 ), primary_key=("model_id",), partition_column="valid_from", market_column="market_id",
     description="Trained models and the MLflow run and artifact behind each version"))

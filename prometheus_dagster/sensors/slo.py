@@ -1,5 +1,6 @@
-"""Freshness SLOs per market, measured from the session's close (SPEC §1, US_EQ: ingestion done
-by T+1 00:00 UTC = close + 3 h, the daily chain by 01:00 = close + 4 h). A sensor checks the
+"""Freshness SLOs per market, measured from the session's close (README, "Pre-open checks and
+alerts"; US_EQ: ingestion done by T+1 00:00 UTC = close + 3 h, the daily chain by 01:00 =
+close + 4 h). A sensor checks the
 latest sessions whose deadlines have passed and sends one SLO_MISS alert per (market, session,
 SLO) through the alert notifiers."""
 

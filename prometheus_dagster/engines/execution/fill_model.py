@@ -148,11 +148,11 @@ def slipped_price(order: Order, base: float, slippage_bps: float) -> float:
     """``base`` worsened by the slippage: buys pay more, sells receive less; a LIMIT order's
     price never goes past its limit."""
     s = slippage_bps / 1e4
-    if order.side == "BUY":
-        price = base * (1.0 + s)
-        return min(price, float(order.limit_price)) if order.order_type == "LIMIT" else price
-    price = base * (1.0 - s)
-    return max(price, float(order.limit_price)) if order.order_type == "LIMIT" else price
+    price = base * (1.0 + s) if order.side == "BUY" else base * (1.0 - s)
+    if order.order_type != "LIMIT" or order.limit_price is None:
+        return price
+    limit = float(order.limit_price)
+    return min(price, limit) if order.side == "BUY" else max(price, limit)
 
 
 def commission(quantity: float, price: float, cfg: ExecutionConfig) -> float:

@@ -1,4 +1,4 @@
-"""The risk engine: the point-in-time factor risk model Sigma = B F B' + D of SPEC §3.12
+"""The risk engine: the point-in-time factor risk model Sigma = B F B' + D of docs/engines/risk.md
 (exposures, factor covariance, specific risk) per market and date, the covariance the
 portfolio optimiser uses.
 

@@ -14,7 +14,7 @@ from prometheus_dagster.core.config import VersionedConfig, register_config_mode
 
 @register_config_model("risk")
 class RiskModelConfig(VersionedConfig):
-    """Point-in-time factor risk model Sigma = B F B' + D (SPEC §3.12)."""
+    """Point-in-time factor risk model Sigma = B F B' + D (docs/engines/risk.md)."""
 
     engine: Literal["risk"] = "risk"
     version: str = "1"

@@ -1,4 +1,4 @@
-"""Point-in-time estimation of the factor risk model (SPEC §3.12).
+"""Point-in-time estimation of the factor risk model (docs/engines/risk.md).
 
 For a market and date D, using only rows dated on or before D:
 

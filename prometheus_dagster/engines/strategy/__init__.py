@@ -1,6 +1,6 @@
-"""Strategies (SPEC §3.16): versioned, typed strategy configs loaded from
-``configs/strategies/*.yaml``, each embedding its universe rules (§3.11), portfolio limits
-(§3.12) and risk-report settings. Importing the package registers the ``strategy`` config."""
+"""Strategies (docs/engines/strategy.md): versioned, typed strategy configs loaded from
+``configs/strategies/*.yaml``, each embedding its universe rules (docs/engines/universe.md), portfolio
+limits (docs/engines/portfolio.md) and risk-report settings. Importing the package registers the ``strategy`` config."""
 
 from prometheus_dagster.engines.strategy.config import (
     KINDS,

@@ -1,4 +1,4 @@
-"""A strategy as a versioned config (SPEC §3.16): what it trades, which assessment horizon
+"""A strategy as a versioned config (docs/engines/strategy.md): what it trades, which assessment horizon
 drives its expected returns, its universe rules and its portfolio and risk-report limits.
 
 One YAML file per strategy under ``configs/strategies/`` (see ``loader``). Limits that depend
@@ -28,7 +28,7 @@ def _ordered_pair(lo: float | None, hi: float | None, what: str) -> None:
 
 
 class PortfolioLimits(StrictModel):
-    """Objective weights and constraints of the optimiser (SPEC §3.12), in fractions of NAV."""
+    """Objective weights and constraints of the optimiser (docs/engines/portfolio.md), in fractions of NAV."""
 
     risk_aversion: float = Field(gt=0, description="lambda of w'mu - lambda w'Sigma w")
     budget: float = Field(description="sum of weights: 1 long-only, 0 market-neutral")
