@@ -1,5 +1,5 @@
-"""A strategy as a versioned config (docs/engines/strategy.md): what it trades, which assessment horizon
-drives its expected returns, its universe rules and its portfolio and risk-report limits.
+"""A strategy as a versioned config (docs/engines/strategy.md): what it trades, which
+assessment horizon drives its expected returns, its universe rules and its portfolio and risk-report limits.
 
 One YAML file per strategy under ``configs/strategies/`` (see ``loader``). Limits that depend
 on the kind of book (LONG_ONLY or LONG_SHORT) are checked against it, and errors name the
@@ -28,7 +28,8 @@ def _ordered_pair(lo: float | None, hi: float | None, what: str) -> None:
 
 
 class PortfolioLimits(StrictModel):
-    """Objective weights and constraints of the optimiser (docs/engines/portfolio.md), in fractions of NAV."""
+    """Objective weights and constraints of the optimiser (docs/engines/portfolio.md), in
+    fractions of NAV."""
 
     risk_aversion: float = Field(gt=0, description="lambda of w'mu - lambda w'Sigma w")
     budget: float = Field(description="sum of weights: 1 long-only, 0 market-neutral")
