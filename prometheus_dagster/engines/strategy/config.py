@@ -1,5 +1,6 @@
 """A strategy as a versioned config (docs/engines/strategy.md): what it trades, which
-assessment horizon drives its expected returns, its universe rules and its portfolio and risk-report limits.
+assessment horizon drives its expected returns, its universe rules and its portfolio and
+risk-report limits.
 
 One YAML file per strategy under ``configs/strategies/`` (see ``loader``). Limits that depend
 on the kind of book (LONG_ONLY or LONG_SHORT) are checked against it, and errors name the
