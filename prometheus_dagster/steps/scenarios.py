@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-import prometheus_dagster.engines.profiles  # noqa: F401  (declares the profiles table)
+import prometheus_dagster.engines.features  # noqa: F401  (declares returns, factors, exposures)
 import prometheus_dagster.engines.regime  # noqa: F401  (declares the regimes table)
 import prometheus_dagster.engines.stability  # noqa: F401  (declares stability_vectors)
 from prometheus_dagster.core.inputs import Inputs, InputWindow, Read
