@@ -14,10 +14,10 @@ from prometheus_dagster.assets.features import features_assets
 from prometheus_dagster.assets.ingestion import MARKET_TABLES, ingestion_assets
 from prometheus_dagster.assets.lineage import DECLARED
 from prometheus_dagster.assets.regime import regime_assets
-from prometheus_dagster.engines.features import FEATURE_TABLES
 from prometheus_dagster.core.inputs import BOOKKEEPING_TABLES
 from prometheus_dagster.core.reader import recording
 from prometheus_dagster.core.schemas import get_schema
+from prometheus_dagster.engines.features import FEATURE_TABLES
 from prometheus_dagster.engines.regime import REGIME_LABELS, run_lengths
 from prometheus_dagster.resources import build_resources
 from prometheus_dagster.resources.mlflow_tracking import MlflowTracking
