@@ -32,6 +32,7 @@ SECTORS = ["Financials", "Tech", "Energy", "Health", "Industrials"]
 
 def build_warehouse(url: str, names: int, n_dates: int) -> list[str]:
     """Write the market's inputs; returns the dates (ISO) the steps compute."""
+    import prometheus_dagster.steps.scenarios  # noqa: F401  (declares the tables it reads)
     from prometheus_dagster.core.calendars import trading_calendar
     from prometheus_dagster.resources.warehouse import Warehouse
 
@@ -85,6 +86,8 @@ def build_warehouse(url: str, names: int, n_dates: int) -> list[str]:
 WORKER = r"""
 import json, sys, time
 import pandas as pd
+import prometheus_dagster.engines.features, prometheus_dagster.engines.stability
+import prometheus_dagster.engines.regime, prometheus_dagster.engines.scenarios
 from prometheus_dagster.core.config import load_engine_config
 from prometheus_dagster.resources.warehouse import Warehouse
 url, dates, out, after = sys.argv[1], [pd.Timestamp(d) for d in sys.argv[2].split(",")], \

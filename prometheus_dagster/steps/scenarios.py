@@ -129,8 +129,9 @@ class ScenarioData:
     def for_date(self, d: pd.Timestamp) -> ScenarioInputs:
         start = self.start(d)
         ex = self.exposures.get(d)
-        exposures = None if ex is None or ex.empty else ex.pivot_table(
-            index="instrument_id", columns="factor_id", values="exposure", aggfunc="first")
+        # (instrument, factor) is the key of a date's exposures: a plain pivot
+        exposures = None if ex is None or ex.empty else ex.pivot(
+            index="instrument_id", columns="factor_id", values="exposure")
         factors = None if self.factors is None else _with_data(self.factors.loc[start:d])
         return ScenarioInputs(returns=_with_data(self.returns.loc[start:d]),
                               factors=None if factors is None or factors.shape[1] == 0
