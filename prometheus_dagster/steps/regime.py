@@ -14,6 +14,7 @@ from typing import Any
 
 import pandas as pd
 
+import prometheus_dagster.engines.features  # noqa: F401  (declares internals and returns)
 from prometheus_dagster.core.calendars import GLOBAL
 from prometheus_dagster.core.config import LoadedConfig, load_engine_config
 from prometheus_dagster.core.inputs import Inputs, InputWindow, Read
