@@ -12,7 +12,11 @@ from dagster import AssetKey, materialize
 
 from prometheus_dagster.assets.features import features_assets
 from prometheus_dagster.assets.ingestion import MARKET_TABLES, ingestion_assets
+from prometheus_dagster.assets.lineage import DECLARED
 from prometheus_dagster.assets.regime import regime_assets
+from prometheus_dagster.core.inputs import BOOKKEEPING_TABLES
+from prometheus_dagster.core.reader import recording
+from prometheus_dagster.core.schemas import get_schema
 from prometheus_dagster.engines.features import FEATURE_TABLES
 from prometheus_dagster.engines.regime import REGIME_LABELS, run_lengths
 from prometheus_dagster.resources import build_resources
@@ -126,6 +130,41 @@ def test_lookahead_invariance_and_backfill_equals_partitions(market):
     assert all(n >= 5 for _, n in run_lengths(path)[1:-1])
 
 
+def _read_and_declared(rec, op: str) -> tuple[set, set]:
+    """(what step ``op`` read, what it declares), as (market or '' for a table without a
+    market column, table) pairs, bookkeeping left out."""
+    inputs, market, members = DECLARED[op]
+
+    def key(m: str, t: str) -> tuple[str, str]:
+        return (m if get_schema(t).market_column else "", t)
+
+    read = {key(m, t) for m, t in rec.tables(op) if t not in BOOKKEEPING_TABLES}
+    return read, {key(m, t) for m, t in inputs.pairs(market, members)}
+
+
+# read only when a market's internals carry no index return (index-only data)
+INDEX_FALLBACK = {("US_EQ", "instruments"), ("US_EQ", "returns_daily")}
+
+
+def test_reads_equal_the_declaration(market):
+    """Each regime step reads what it declares: the refits and the daily regimes of a market
+    (whose internals have an index return) and of GLOBAL (each member's internals)."""
+    _, resources, assets, _ = market
+    with recording() as rec:
+        for region in ("US_EQ", "GLOBAL"):
+            run(assets, resources, [AssetKey([region, "regime_models"])], partition_key=REFIT)
+            run(assets, resources, [AssetKey([region, "regimes"])], tags=span(*DAYS))
+    for op in ("US_EQ__regime_models", "US_EQ__regimes"):
+        read, declared = _read_and_declared(rec, op)
+        assert read <= declared, op
+        assert declared - read == INDEX_FALLBACK, op
+    for op in ("GLOBAL__regime_models", "GLOBAL__regimes"):
+        read, declared = _read_and_declared(rec, op)
+        assert read == declared == {("US_EQ", "market_correlation_daily"),
+                                    ("EU_EQ", "market_correlation_daily"),
+                                    ("", "macro_time_series")}, op
+
+
 def test_index_only_file_source(tmp_path):
     """A market with only an index and two macro series (the file-source sample): prototypes
     from what is present (index trend and volatility, VIX), the rest reported missing."""
@@ -142,9 +181,14 @@ def test_index_only_file_source(tmp_path):
     run(assets, resources, [AssetKey(["US_EQ", "prices_daily"])], tags=span(*year))
     run(assets, resources, [AssetKey(["US_EQ", t]) for t in
                             ("returns_daily", "market_correlation_daily")], tags=span(*year))
-    run(assets, resources, [AssetKey(["US_EQ", "regime_models"])], partition_key="2023-10-01")
-    result = run(assets, resources, [AssetKey(["US_EQ", "regimes"])],
-                 tags=span("2023-10-02", "2023-12-29"))
+    with recording() as rec:
+        run(assets, resources, [AssetKey(["US_EQ", "regime_models"])],
+            partition_key="2023-10-01")
+        result = run(assets, resources, [AssetKey(["US_EQ", "regimes"])],
+                     tags=span("2023-10-02", "2023-12-29"))
+    for op in ("US_EQ__regime_models", "US_EQ__regimes"):  # the index from instruments
+        read, declared = _read_and_declared(rec, op)
+        assert read == declared, op
     wh = Warehouse.from_url(url)
     models = wh.read("models", where={"model_type": "regime_prototypes"})
     spec = models["training_spec"].iloc[0]

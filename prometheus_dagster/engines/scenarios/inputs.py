@@ -9,6 +9,7 @@ snapshots the caller takes as of D.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -16,6 +17,7 @@ import pandas as pd
 from prometheus_dagster.core.errors import DataSchemaError, LookAheadError
 from prometheus_dagster.engines.scenarios.config import ScenarioSetSpec
 from prometheus_dagster.engines.scenarios.errors import ScenarioError
+from prometheus_dagster.engines.scenarios.paths import path_statistics
 
 
 @dataclass(frozen=True)
@@ -100,8 +102,10 @@ class BaseWindow:
     factors: np.ndarray | None                # (T, K)
     labels: np.ndarray | None                 # (T,) object, None where unknown
     warnings: list[str] = field(default_factory=list)
-    # results derived from the window alone (OLS betas), shared by copies of the window
-    derived: dict[str, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
+    # results derived from the window and its date's inputs (OLS betas, calibrations, inputs
+    # aligned to the window's instruments), shared by copies of the window: the sets of a date
+    # compute them once
+    derived: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def n_sessions(self) -> int:
@@ -120,6 +124,22 @@ class BaseWindow:
             betas.setflags(write=False)
             self.derived["ols"] = betas
         return self.derived["ols"]
+
+    def calibration(self, rows: np.ndarray) -> dict:
+        """``path_statistics`` of the window's ``rows`` (computed once per set of rows)."""
+        key = ("calibration", rows.tobytes())
+        if key not in self.derived:
+            self.derived[key] = path_statistics(self.returns[rows][None])
+        return dict(self.derived[key])
+
+    def aligned(self, what: str, source: object, build: Any) -> Any:
+        """``build()`` once per (what, source object): an input of the window's date aligned
+        to its instruments. The window belongs to one date's inputs, so the source object is
+        the same for every set of that date."""
+        key = (what, id(source))
+        if key not in self.derived:
+            self.derived[key] = build()
+        return self.derived[key]
 
 
 def set_context(spec: ScenarioSetSpec, as_of_date: pd.Timestamp) -> str:
@@ -206,7 +226,7 @@ def factor_exposures(base: BaseWindow, exposures: pd.DataFrame | None, where: st
     estimated = base.ols_betas()
     if exposures is None:
         return estimated, "ols"
-    given = _exposure_matrix(exposures, base.instrument_ids, base.factor_ids)
+    given = _exposure_matrix(base, exposures, base.factor_ids)
     missing = np.isnan(given)
     if missing.all():
         return estimated, "ols"
@@ -222,7 +242,7 @@ def factor_beta(base: BaseWindow, exposures: pd.DataFrame | None, factor: str, w
     """(N,) beta of every instrument on ``factor`` (supplied, else OLS on all factors)."""
     given = np.full(len(base.instrument_ids), np.nan)
     if exposures is not None and factor in exposures.columns:
-        given = _exposure_matrix(exposures, base.instrument_ids, [factor])[:, 0]
+        given = _exposure_matrix(base, exposures, [factor])[:, 0]
     missing = np.isnan(given)
     if not missing.any():
         return given
@@ -241,35 +261,55 @@ def factor_beta(base: BaseWindow, exposures: pd.DataFrame | None, factor: str, w
     return np.where(missing, fill, given)
 
 
-def _exposure_matrix(exposures: pd.DataFrame, ids: list[str], factor_ids: list[str]
+def _exposure_matrix(base: BaseWindow, exposures: pd.DataFrame, factor_ids: list[str]
                      ) -> np.ndarray:
-    frame = exposures.copy()
-    frame.index = frame.index.map(str)
-    frame.columns = frame.columns.map(str)
-    return _numeric(frame.reindex(index=ids, columns=factor_ids)).to_numpy(float)
+    """(N, len(factor_ids)) exposures of the window's instruments (NaN where not given),
+    read-only."""
+    def build() -> pd.DataFrame:
+        frame = exposures.copy()
+        frame.index = frame.index.map(str)
+        frame.columns = frame.columns.map(str)
+        return frame.reindex(index=base.instrument_ids)
+
+    aligned = base.aligned("exposures", exposures, build)
+    out = _numeric(aligned.reindex(columns=factor_ids)).to_numpy(float)
+    out.setflags(write=False)
+    return out
 
 
 def instrument_weakness(base: BaseWindow, weakness: pd.Series | None, where: str) -> np.ndarray:
     """(N,) weakness in [0, 1]; an instrument without a value counts as not weak (recorded)."""
     if weakness is None:
         raise ScenarioError(f"{where}: needs per-instrument weakness (inputs.weakness)")
-    w = pd.to_numeric(weakness, errors="coerce")
-    w.index = w.index.map(str)
-    values = w.reindex(base.instrument_ids).to_numpy(float)
-    missing = np.isnan(values)
-    if missing.any():
-        base.warnings.append(f"{int(missing.sum())} instrument(s) without weakness treated as 0")
-    return np.nan_to_num(values, nan=0.0)
+
+    def build() -> tuple[np.ndarray, int]:
+        w = pd.to_numeric(weakness, errors="coerce")
+        w.index = w.index.map(str)
+        values = w.reindex(base.instrument_ids).to_numpy(float)
+        filled = np.nan_to_num(values, nan=0.0)
+        filled.setflags(write=False)
+        return filled, int(np.isnan(values).sum())
+
+    values, missing = base.aligned("weakness", weakness, build)
+    if missing:
+        base.warnings.append(f"{missing} instrument(s) without weakness treated as 0")
+    return values
 
 
 def instrument_sectors(base: BaseWindow, sectors: pd.Series | None) -> np.ndarray | None:
     """(N,) sector per instrument (None where unknown), or None without a sector input."""
     if sectors is None:
         return None
-    s = sectors.copy()
-    s.index = s.index.map(str)
-    values = s.reindex(base.instrument_ids)
-    missing = int(values.isna().sum())
+
+    def build() -> tuple[np.ndarray, int]:
+        s = sectors.copy()
+        s.index = s.index.map(str)
+        values = s.reindex(base.instrument_ids)
+        out = np.array([v if isinstance(v, str) else None for v in values], dtype=object)
+        out.setflags(write=False)
+        return out, int(values.isna().sum())
+
+    values, missing = base.aligned("sectors", sectors, build)
     if missing:
         base.warnings.append(f"{missing} instrument(s) without a sector")
-    return np.array([v if isinstance(v, str) else None for v in values], dtype=object)
+    return values

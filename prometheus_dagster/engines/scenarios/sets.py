@@ -105,7 +105,7 @@ def _generate(market_id: str, prepared: ScenarioDay, spec: ScenarioSetSpec,
     bounds = config.bounds
     paths, clipped = clip_to_bounds(result.paths, bounds.min_step_return, bounds.max_step_return)
     calibration = {
-        **path_statistics(base.returns[result.used_rows][None]),
+        **base.calibration(result.used_rows),
         "n_sessions": len(result.used_rows),
         "first_session": f"{base.sessions[result.used_rows[0]]:%Y-%m-%d}",
         "last_session": f"{base.sessions[result.used_rows[-1]]:%Y-%m-%d}",
@@ -206,8 +206,9 @@ def scenario_path_frame(sets: list[GeneratedSet], *, validate: bool = True) -> p
     for s in sets:
         num_paths, horizon, n = s.paths.shape
         flat = s.paths.transpose(0, 2, 1).reshape(num_paths * n, horizon)
-        blob, width = flat.astype("<f4").tobytes(), 4 * horizon
-        steps += [blob[i:i + width] for i in range(0, len(blob), width)]
+        # each row's float32 step returns as one bytes value (a void view: no Python loop)
+        steps.append(np.ascontiguousarray(flat, dtype="<f4").view(f"V{4 * horizon}")
+                     .ravel().astype(object))
         cumulative.append(np.prod(1.0 + flat, axis=1) - 1.0)
         path_ids.append(np.repeat(np.arange(num_paths), n))
         instruments.append(np.tile(np.asarray(s.instrument_ids, dtype=object), num_paths))
@@ -216,13 +217,14 @@ def scenario_path_frame(sets: list[GeneratedSet], *, validate: bool = True) -> p
     def per_set(column: str) -> np.ndarray:
         return np.repeat(np.asarray([s.set_row[column] for s in sets], dtype=object), counts)
 
+    days = pd.DatetimeIndex([s.set_row["as_of_date"] for s in sets])
     frame = pd.DataFrame({
         "market_id": per_set("market_id"),
-        "as_of_date": pd.DatetimeIndex(per_set("as_of_date")),
+        "as_of_date": pd.DatetimeIndex(np.repeat(days.to_numpy(), counts)),
         "set_id": per_set("set_id"),
         "path_id": np.concatenate(path_ids),
         "instrument_id": np.concatenate(instruments),
-        "step_returns": steps,
+        "step_returns": np.concatenate(steps),
         "cumulative_return": np.concatenate(cumulative),
         "config_id": per_set("config_id"),
     })
