@@ -15,8 +15,9 @@ from typing import Any
 import pandas as pd
 
 import prometheus_dagster.engines.features  # noqa: F401  (declares internals and returns)
-from prometheus_dagster.core.calendars import GLOBAL
+from prometheus_dagster.core.calendars import GLOBAL, global_members, markets_running
 from prometheus_dagster.core.config import LoadedConfig, load_engine_config
+from prometheus_dagster.core.errors import ConfigError
 from prometheus_dagster.core.inputs import Inputs, InputWindow, Read
 from prometheus_dagster.engines.regime import (
     RegimeConfig,
@@ -42,17 +43,21 @@ def regime_config() -> LoadedConfig:
 
 
 def regime_regions(data_markets: list[str]) -> dict[str, RegionConfig]:
-    """Configured regions whose data is ingested: markets in ``data_markets``, and GLOBAL with
-    its members narrowed to them (left out when none is)."""
+    """The regions with regimes, derived from configs/markets.yaml: each ingested market with
+    ``runs: regimes`` or more (its macro mapping from ``regions:`` in the regime config, none
+    when it has no entry there), and GLOBAL over the ingested ``global_member`` markets."""
     cfg = regime_config().typed(RegimeConfig)
-    out = {}
-    for region, rc in cfg.regions.items():
-        if region == GLOBAL:
-            members = tuple(m for m in rc.members if m in data_markets)
-            if members:
-                out[region] = rc.model_copy(update={"members": members})
-        elif region in data_markets:
-            out[region] = rc
+    listed = cfg.regions.get(GLOBAL, RegionConfig()).members
+    if listed:
+        raise ConfigError("configs/engines/regime.yaml: regions.GLOBAL.members is derived from "
+                          "'global_member: true' in configs/markets.yaml; remove it "
+                          f"(found {list(listed)})")
+    out = {m: cfg.regions.get(m, RegionConfig()) for m in markets_running("regimes")
+           if m in data_markets}
+    members = tuple(m for m in global_members() if m in data_markets)
+    if members:
+        out[GLOBAL] = cfg.regions.get(GLOBAL, RegionConfig()).model_copy(
+            update={"members": members})
     return out
 
 
@@ -67,18 +72,15 @@ def macro_series(rc: RegionConfig) -> list[str]:
 def region_inputs(region: str, rc: RegionConfig) -> Inputs:
     """What a region's features of date D read: all history up to D of its internals (GLOBAL:
     each member's), of the mapped macro series and, for a market, of its index instrument's
-    returns (read when an ``index_instrument`` is configured or the internals carry no index
-    return; the market's INDEX instrument is looked up in ``instruments`` when none is
-    configured)."""
+    returns (the configured ``index_instrument``, else the market's INDEX instrument looked up
+    in ``instruments``; used when configured or when the internals carry no index return, read
+    in every case so that what a date may draw on is one declared set)."""
     reads = [Read("market_correlation_daily", history=True, members=region == GLOBAL)]
     if region != GLOBAL:
-        reads.append(Read("returns_daily", history=True,
-                          note="the index instrument's returns, when the internals have none"
-                          if rc.index_instrument is None else "the configured index instrument"))
+        reads.append(Read("returns_daily", history=True, note="the index instrument's returns"))
         if rc.index_instrument is None:
             reads.append(Read("instruments", reference=True,
-                              note="the market's INDEX instrument, when the internals carry no "
-                                   "index return"))
+                              note="the market's INDEX instrument"))
     if macro_series(rc):
         reads.append(Read("macro_time_series", history=True, market=GLOBAL))
     return Inputs(*reads)
@@ -113,12 +115,13 @@ def with_index_instrument(window: InputWindow, rc: RegionConfig,
     market's INDEX instrument's when the market has no index of its own (index-only data)."""
     has_index = "index_ret_1d" in internals and internals["index_ret_1d"].notna().any()
     instrument = rc.index_instrument
-    if instrument is None and not has_index:
+    if instrument is None:
         found = window.frame("instruments", columns=["instrument_id"], asset_class="INDEX")
         instrument = str(found["instrument_id"].iloc[0]) if len(found) else None
-    if instrument is None:
-        return internals
+    # instrument None reads no rows (IS NULL on a key column)
     rets = window.frame("returns_daily", columns=["date", "ret_1d"], instrument_id=instrument)
+    if instrument is None or (rc.index_instrument is None and has_index):
+        return internals
     rets = rets.sort_values("date", ignore_index=True).rename(columns={"ret_1d": "index_ret_1d"})
     rest = internals.drop(columns=["index_ret_1d"], errors="ignore")
     return rets.merge(rest, on="date", how="outer").sort_values("date", ignore_index=True)
