@@ -54,10 +54,10 @@ def read_feature_inputs(reader: Any, market_id: str, dates: list[pd.Timestamp],
                          corporate_actions=window.frame("corporate_actions"),
                          fundamentals=window.frame("fundamentals"),
                          instruments=window.frame("instruments"))
-    return data, _window_start(market_id, feature_warmup(cfg))
+    return data, feature_window_start(market_id, feature_warmup(cfg))
 
 
-def _window_start(market_id: str, warmup: int) -> Callable[[pd.Timestamp], pd.Timestamp]:
+def feature_window_start(market_id: str, warmup: int) -> Callable[[pd.Timestamp], pd.Timestamp]:
     from prometheus_dagster.core.calendars import trading_calendar
 
     calendar = trading_calendar(market_id)
