@@ -178,7 +178,8 @@ def _pair(rule: str, a: str, b: str, strict: bool = False) -> Rule:
     return Rule(rule, "pair", (a, b), strict=strict)
 
 
-# Rules of the data model (SPEC 3.1) for the tables they concern, on top of the schema's.
+# Rules of the data model for the tables they concern, on top of the schema's
+# (docs/engines/ingestion.md).
 TABLE_RULES: dict[str, tuple[Rule, ...]] = {
     "prices_daily": (
         *(_between("prices > 0", c, 0.0, True) for c in PRICE_COLUMNS),
