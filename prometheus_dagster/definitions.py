@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dagster import AssetKey, Definitions
+from dagster import Definitions
 
 from prometheus_dagster.assets.assessment import assessment_assets
 from prometheus_dagster.assets.backtest import backtest_assets
@@ -38,16 +38,6 @@ def build_assets() -> list:
     data_markets = list(ingestion_config().markets)
     encoded = [m for m in encoder_markets() if m in data_markets]
     regions = regime_regions(data_markets)
-    brief_inputs = [AssetKey([m, t]) for m in data_markets
-                    for t in ("market_correlation_daily", "profiles")
-                    if t != "profiles" or m in encoded]
-    brief_inputs += [AssetKey([r, "regimes"]) for r in regions]
-    brief_inputs += [AssetKey([m, t]) for m in data_markets
-                     for t in ("stability_vectors", "soft_target_classes", "fragility_alpha")
-                     if t != "fragility_alpha" or m in encoded]
-    brief_inputs += [AssetKey([m, t]) for m in encoded
-                     for t in ("instrument_scores", "universes", "target_portfolios",
-                               "portfolio_risk_reports", "paper_execution")]
     return [
         *reference_assets(market_ids()),
         *ingestion_assets(data_markets),
@@ -64,7 +54,7 @@ def build_assets() -> list:
         *portfolio_assets(encoded),
         *execution_assets(encoded),
         *backtest_assets(encoded),
-        daily_brief_asset(data_markets, brief_inputs),
+        daily_brief_asset(data_markets, encoded, list(regions)),
         *(preopen_qc_asset(m, list(MARKET_TABLES), engine_tables(m, encoded, list(regions)))
           for m in data_markets),
     ]

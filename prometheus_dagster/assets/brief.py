@@ -1,11 +1,12 @@
 """The daily brief: one GLOBAL asset per business day that renders an HTML page with plots for
 every data market, writes it under $PROMETHEUS_HOME/briefs/<date>/, logs it to MLflow and links
 it from the materialization. Any past date can be rendered again (only data dated on or before
-it is read)."""
+it is read). Its inputs are declared in ``steps/brief.py``."""
+
+from collections.abc import Sequence
 
 import pandas as pd
 from dagster import (
-    AssetDep,
     AssetExecutionContext,
     AssetKey,
     AssetsDefinition,
@@ -15,12 +16,14 @@ from dagster import (
 )
 
 from prometheus_dagster.assets.common import run_dates
+from prometheus_dagster.assets.lineage import asset_deps, declare, step_name
 from prometheus_dagster.core.calendars import GLOBAL
-from prometheus_dagster.core.partitions import partitions_def_for, same_day_mapping
+from prometheus_dagster.core.partitions import partitions_def_for
 from prometheus_dagster.core.paths import prometheus_home
 from prometheus_dagster.engines.brief import write_brief
 from prometheus_dagster.resources.io_manager import WarehouseResource
 from prometheus_dagster.resources.mlflow_tracking import MlflowTracking
+from prometheus_dagster.steps.brief import brief_deps, brief_inputs
 
 GROUP = "monitoring"
 
@@ -29,14 +32,18 @@ def brief_directory():
     return prometheus_home() / "briefs"
 
 
-def daily_brief_asset(market_ids: list[str], upstream: list[AssetKey]) -> AssetsDefinition:
+def daily_brief_asset(market_ids: list[str], encoded: Sequence[str] = (),
+                      regions: Sequence[str] = ()) -> AssetsDefinition:
+    inputs = brief_inputs(market_ids, encoded, regions)
+
     @asset(
         key=AssetKey([GLOBAL, "daily_brief"]),
         group_name=GROUP,
-        deps=[AssetDep(k, partition_mapping=same_day_mapping()) for k in upstream],
+        deps=asset_deps(brief_deps(inputs), GLOBAL),
         partitions_def=partitions_def_for(GLOBAL),
         backfill_policy=BackfillPolicy.single_run(),
-        metadata={"table": "daily_briefs"},
+        metadata={"table": "daily_briefs",
+                  **declare(step_name(GLOBAL, "daily_brief"), inputs, GLOBAL)},
         tags={"prometheus/tier": "2"},
         description="The daily brief (HTML + PNG): regimes, market internals, weakest "
                     "profiles, models in use, pipeline status.",

@@ -1,7 +1,6 @@
 """Feature assets: per market, the six feature tables computed in one step from the warehouse
-history (prices, corporate actions, fundamentals), vectorised over the run's dates."""
+history (prices, corporate actions, fundamentals), a range at a time (``steps/features.py``)."""
 
-import pandas as pd
 from dagster import (
     AssetExecutionContext,
     AssetKey,
@@ -13,43 +12,29 @@ from dagster import (
 )
 
 from prometheus_dagster.assets.common import register_config, require_quality_passed, run_dates
-from prometheus_dagster.core.calendars import trading_calendar
+from prometheus_dagster.assets.lineage import asset_deps, declare
 from prometheus_dagster.core.config import load_engine_config
 from prometheus_dagster.core.partitions import market_partitions_def
-from prometheus_dagster.engines.features import (
-    FEATURE_TABLES,
-    FeatureInputs,
-    compute_features,
-    warmup_sessions,
-)
+from prometheus_dagster.engines.features import FEATURE_TABLES, FeaturesConfig
 from prometheus_dagster.resources.io_manager import WarehouseResource
 from prometheus_dagster.resources.mlflow_tracking import MlflowTracking
+from prometheus_dagster.steps.features import (
+    GATED_TABLES,
+    compute_feature_tables,
+    feature_inputs,
+    feature_warmup,
+)
 
 GROUP = "features"
-INPUT_TABLES = ("prices_daily", "corporate_actions", "fundamentals")
-
-
-def load_feature_inputs(warehouse, market_id: str, dates: list[pd.Timestamp],
-                        warmup: int) -> FeatureInputs:
-    """History for the run: ``warmup`` sessions before the first date through the last date;
-    statements reported on or before the last date. Nothing dated after the run is read."""
-    first, last = dates[0], dates[-1]
-    start = trading_calendar(market_id).previous_trading_day(first, warmup)
-    return FeatureInputs(
-        prices=warehouse.read_partitions("prices_daily", market_id=market_id, start=start,
-                                         end=last),
-        corporate_actions=warehouse.read_partitions("corporate_actions", market_id=market_id,
-                                                    start=start, end=last),
-        fundamentals=warehouse.read_partitions("fundamentals", market_id=market_id, end=last),
-        instruments=warehouse.read("instruments", where={"market_id": market_id}),
-    )
 
 
 def features_asset(market_id: str) -> AssetsDefinition:
-    deps = [AssetKey([market_id, t]) for t in (*INPUT_TABLES, "instruments")]
+    name = f"{market_id}_features"
+    inputs = feature_inputs(load_engine_config("features").typed(FeaturesConfig))
     outs = {
         f"{market_id}__{table}": AssetOut(
-            key=AssetKey([market_id, table]), group_name=GROUP, metadata={"table": table},
+            key=AssetKey([market_id, table]), group_name=GROUP,
+            metadata={"table": table, **declare(name, inputs, market_id)},
             is_required=False,
             tags={"prometheus/tier": "1"},
             description=f"{table} of {market_id} (split- and dividend-adjusted).")
@@ -57,9 +42,9 @@ def features_asset(market_id: str) -> AssetsDefinition:
     }
 
     @multi_asset(
-        name=f"{market_id}_features",
+        name=name,
         outs=outs,
-        deps=deps,
+        deps=asset_deps(inputs, market_id),
         partitions_def=market_partitions_def(market_id),
         backfill_policy=BackfillPolicy.single_run(),
         can_subset=True,
@@ -68,15 +53,15 @@ def features_asset(market_id: str) -> AssetsDefinition:
                   mlflow: MlflowTracking):
         wh = warehouse.get()
         dates = run_dates(context)
-        require_quality_passed(wh, market_id, dates, list(INPUT_TABLES))
+        require_quality_passed(wh, market_id, dates, list(GATED_TABLES))
         loaded = load_engine_config("features")
+        cfg = loaded.typed(FeaturesConfig)
         config_id = register_config(wh, loaded)
-        warmup = max(warmup_sessions(t, loaded.config) for t in FEATURE_TABLES)
-        inputs = load_feature_inputs(wh, market_id, dates, warmup)
-        tables = compute_features(inputs, dates, loaded.config, config_id=config_id)
+        tables, data = compute_feature_tables(wh, market_id, dates, cfg, config_id,
+                                              log=context.log)
         with mlflow.asset_run(context, GROUP, market_id=market_id, config_id=config_id,
-                              params={"warmup_sessions": warmup,
-                                      "input_price_rows": len(inputs.prices)}) as run:
+                              params={"warmup_sessions": feature_warmup(cfg),
+                                      "input_price_rows": len(data.prices)}) as run:
             run.log_metrics({f"rows_{t}": len(df) for t, df in tables.items()})
             corr = tables["market_correlation_daily"]
             if len(corr):

@@ -5,13 +5,18 @@ import pandas as pd
 from dagster import AssetExecutionContext, AssetsDefinition, BackfillPolicy, asset
 
 from prometheus_dagster.assets.common import run_dates
-from prometheus_dagster.core.calendars import load_markets, trading_calendar
+from prometheus_dagster.assets.lineage import declare, step_name
+from prometheus_dagster.core.calendars import GLOBAL, load_markets, trading_calendar
+from prometheus_dagster.core.inputs import Inputs
 from prometheus_dagster.core.partitions import market_partitions_def
 
 GROUP = "reference"
+# both come from the configuration and the exchange calendars: no warehouse input
+NO_INPUTS = Inputs()
 
 
-@asset(group_name=GROUP, key=["GLOBAL", "markets"], description="Configured logical markets.")
+@asset(group_name=GROUP, key=[GLOBAL, "markets"], description="Configured logical markets.",
+       metadata=declare(step_name(GLOBAL, "markets"), NO_INPUTS, GLOBAL))
 def markets(context: AssetExecutionContext) -> pd.DataFrame:
     rows = pd.DataFrame([
         {"market_id": m, "name": s.name, "region": s.region, "timezone": s.timezone,
@@ -33,6 +38,7 @@ def calendar_sessions_asset(market_id: str) -> AssetsDefinition:
         backfill_policy=BackfillPolicy.single_run(),
         description=f"Trading sessions of {market_id} (open/close UTC, early closes).",
         tags={"prometheus/tier": "1"},
+        metadata=declare(step_name(market_id, "calendar_sessions"), NO_INPUTS, market_id),
     )
     def _sessions(context: AssetExecutionContext) -> pd.DataFrame:
         dates = run_dates(context)

@@ -14,12 +14,18 @@ ALLOW_ROW_LOSS_TAG = "prometheus/allow_row_loss"
 
 class QualityGateConfig(StrictModel):
     """Limits of the quality gate that are a matter of judgement (the rules of the data model
-    are fixed): implausible prices and deliveries that would erase stored rows."""
+    are fixed): implausible prices, deliveries that would erase stored rows, and the thresholds
+    of the warnings (return outliers, stale prices, fundamentals continuity)."""
 
     max_price: float = Field(1.0e9, gt=0)
     max_daily_move: float = Field(50.0, gt=1)
     max_instrument_loss: float = Field(0.5, ge=0, le=1)
     allow_row_loss: bool = False
+    outlier_sigma: float = Field(10.0, gt=0)
+    min_sigma_returns: int = Field(10, ge=2)
+    sigma_floor: float = Field(5e-4, ge=0)
+    stale_repeat: int = Field(3, ge=2)
+    continuity_ratio: float = Field(5.0, gt=1)
 
 
 @register_config_model("ingestion")

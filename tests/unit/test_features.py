@@ -557,3 +557,24 @@ def test_window_features_errors(window_panel):
                                       panel=window_panel)
     with pytest.raises(ValueError, match="entity_type"):
         build_numeric_window_features("COUNTRY", "US", sessions[-1], 5, panel=window_panel)
+
+
+# --- the step: a range a chunk at a time equals its dates one by one ----------------------------
+def test_step_range_in_chunks_equals_date_by_date_runs():
+    from prometheus_dagster.steps.features import (
+        feature_tables,
+        feature_warmup,
+        feature_window_start,
+    )
+
+    inp = random_inputs(11, 140, 8)
+    sessions = list(np.sort(pd.to_datetime(inp.prices["date"]).unique()))
+    dates = [pd.Timestamp(d) for d in sessions[-20:]]
+    start = feature_window_start("US_EQ", feature_warmup(TINY))
+    together = feature_tables(inp, dates, TINY, CID, start, chunk=6)
+    for table, frame in together.items():
+        one_by_one = pd.concat([feature_tables(inp, [d], TINY, CID, start)[table]
+                                for d in dates], ignore_index=True)
+        assert len(frame) > 0, table
+        assert set(pd.to_datetime(frame["date"])) == set(dates), table
+        pd.testing.assert_frame_equal(frame, one_by_one, check_exact=True, obj=table)

@@ -62,12 +62,8 @@ Severity = Literal["ERROR", "WARN"]
 ERROR: Severity = "ERROR"
 WARN: Severity = "WARN"
 
-# Thresholds of the WARN rules.
-OUTLIER_SIGMA = 10.0          # |log return| above this many sigmas is an outlier
-MIN_SIGMA_RETURNS = 10        # returns needed to estimate an instrument's sigma
-SIGMA_FLOOR = 5e-4            # sigma never below 5 bp a day (pegged or illiquid series)
-STALE_REPEAT = 3              # identical closes on this many consecutive rows are stale
-CONTINUITY_RATIO = 5.0        # a line item moving by more than 5x (or 1/5) is a jump
+# The thresholds of the WARN rules are GateLimits fields (outlier_sigma, min_sigma_returns,
+# sigma_floor, stale_repeat, continuity_ratio).
 CONTINUITY_ITEMS = ("total_assets", "total_liabilities", "revenue", "shares_outstanding")
 LISTED_LOST = 5               # lost instruments named in a row-loss message
 
@@ -105,6 +101,12 @@ class GateLimits:
     max_daily_move: float = 50.0
     max_instrument_loss: float = 0.5
     allow_row_loss: bool = False
+    # WARN rules
+    outlier_sigma: float = 10.0  # |log return| above this many sigmas is an outlier
+    min_sigma_returns: int = 10  # returns needed to estimate an instrument's sigma
+    sigma_floor: float = 5e-4  # sigma never below 5 bp a day (pegged or illiquid series)
+    stale_repeat: int = 3  # identical closes on this many consecutive rows are stale
+    continuity_ratio: float = 5.0  # a line item moving by more than 5x (or 1/5) is a jump
 
 
 @dataclass
@@ -178,7 +180,8 @@ def _pair(rule: str, a: str, b: str, strict: bool = False) -> Rule:
     return Rule(rule, "pair", (a, b), strict=strict)
 
 
-# Rules of the data model (SPEC 3.1) for the tables they concern, on top of the schema's.
+# Rules of the data model for the tables they concern, on top of the schema's
+# (docs/engines/ingestion.md).
 TABLE_RULES: dict[str, tuple[Rule, ...]] = {
     "prices_daily": (
         *(_between("prices > 0", c, 0.0, True) for c in PRICE_COLUMNS),
@@ -342,8 +345,10 @@ def _run_suite(table: str, rules: list[Rule], frame: pd.DataFrame) -> dict[int, 
 class _Ctx:
     """What messages need to know about the checked frame."""
 
-    def __init__(self, schema: TableSchema, raw: pd.DataFrame, work: pd.DataFrame):
+    def __init__(self, schema: TableSchema, raw: pd.DataFrame, work: pd.DataFrame,
+                 limits: GateLimits):
         self.schema = schema
+        self.limits = limits
         self.raw = raw
         self.work = work
         self.has_prov = SOURCE_FILE in raw.columns and SOURCE_ROW in raw.columns
@@ -480,7 +485,7 @@ def check_staged(table: str, df: pd.DataFrame, *, expected_instruments: int | No
             work_cols[c.name] = coerce_column(
                 c, pd.Series([None] * n, dtype=object)).values.reset_index(drop=True)
     work = pd.DataFrame(work_cols)
-    ctx = _Ctx(schema, raw, work)
+    ctx = _Ctx(schema, raw, work, limits)
     for name, positions in bad_type.items():
         for pos in positions:
             value = positional[name].iat[pos]
@@ -727,7 +732,7 @@ def _warnings(ctx: _Ctx, schema: TableSchema, work: pd.DataFrame,
 
 
 def _return_outliers(ctx: _Ctx, both: pd.DataFrame) -> list[QualityIssue]:
-    """|log return| > OUTLIER_SIGMA x sigma; the return uses adjusted_close where both days
+    """|log return| > outlier_sigma x sigma; the return uses adjusted_close where both days
     have it (so splits and dividends do not count), else close. sigma is a robust (MAD)
     estimate from the history's returns when there are enough of them, else from all returns."""
     inst = both["instrument_id"]
@@ -750,35 +755,37 @@ def _return_outliers(ctx: _Ctx, both: pd.DataFrame) -> list[QualityIssue]:
 
     sig_hist, n_hist = robust_sigma(r.where(hist_pair))
     sig_all, n_all = robust_sigma(r)
-    sigma = sig_hist.where(n_hist >= MIN_SIGMA_RETURNS, sig_all)
-    enough = (n_hist >= MIN_SIGMA_RETURNS) | (n_all >= MIN_SIGMA_RETURNS)
-    sigma = sigma.where(enough).clip(lower=SIGMA_FLOOR)
+    lim = ctx.limits
+    sigma = sig_hist.where(n_hist >= lim.min_sigma_returns, sig_all)
+    enough = (n_hist >= lim.min_sigma_returns) | (n_all >= lim.min_sigma_returns)
+    sigma = sigma.where(enough).clip(lower=lim.sigma_floor)
     row_sigma = inst.map(sigma)
-    flag = (~is_hist & (r.abs() > OUTLIER_SIGMA * row_sigma)).to_numpy()
+    flag = (~is_hist & (r.abs() > lim.outlier_sigma * row_sigma)).to_numpy()
     issues = []
     for i in np.flatnonzero(flag):
         lr, s = float(r.iat[i]), float(row_sigma.iat[i])
         issues.append(ctx.issue(
-            f"|return| <= {OUTLIER_SIGMA:g} sigma", int(both["__pos"].iat[i]),
+            f"|return| <= {lim.outlier_sigma:g} sigma", int(both["__pos"].iat[i]),
             f"return {math.expm1(lr):+.2%} is {abs(lr) / s:.0f} sigma (sigma {s:.2%} a day)",
             "close", WARN))
     return issues
 
 
 def _stale_prices(ctx: _Ctx, both: pd.DataFrame) -> list[QualityIssue]:
-    """close identical to the previous close with volume 0, or repeated STALE_REPEAT times."""
+    """close identical to the previous close with volume 0, or repeated stale_repeat times."""
+    repeat = ctx.limits.stale_repeat
     inst = both["instrument_id"]
     same_inst = inst.eq(inst.shift(1))
     unchanged = same_inst & both["close"].eq(both["close"].shift(1)) & both["close"].notna()
     run_id = (~unchanged).cumsum()
     run_len = unchanged.groupby(run_id).cumsum() + 1
     zero_vol = both["volume"].eq(0)
-    flag = (both["__pos"] >= 0) & unchanged & (zero_vol | (run_len >= STALE_REPEAT))
+    flag = (both["__pos"] >= 0) & unchanged & (zero_vol | (run_len >= repeat))
     issues = []
     for i in np.flatnonzero(flag.to_numpy()):
         pos = int(both["__pos"].iat[i])
         close = _fmt(both["close"].iat[i])
-        if run_len.iat[i] >= STALE_REPEAT:
+        if run_len.iat[i] >= repeat:
             detail = f"close={close} unchanged for {int(run_len.iat[i])} sessions"
         else:
             detail = f"close={close} unchanged from the previous close with volume 0"
@@ -808,7 +815,8 @@ def _coverage(ctx: _Ctx, work: pd.DataFrame, expected: int) -> list[QualityIssue
 
 
 def _continuity(ctx: _Ctx, both: pd.DataFrame) -> list[QualityIssue]:
-    """A line item changing by more than CONTINUITY_RATIO x between consecutive periods."""
+    """A line item changing by more than continuity_ratio x between consecutive periods."""
+    ratio_max = ctx.limits.continuity_ratio
     iss = both["issuer_id"]
     same = iss.eq(iss.shift(1))
     issues = []
@@ -817,7 +825,7 @@ def _continuity(ctx: _Ctx, both: pd.DataFrame) -> list[QualityIssue]:
         cur, prev = both[item], both[item].shift(1)
         ok = same & (cur > 0) & (prev > 0)
         ratio = (cur / prev).where(ok)
-        jump = ((ratio > CONTINUITY_RATIO) | (ratio < 1 / CONTINUITY_RATIO)).to_numpy() & staged
+        jump = ((ratio > ratio_max) | (ratio < 1 / ratio_max)).to_numpy() & staged
         for i in np.flatnonzero(jump):
             pe_prev = _fmt(both["period_end"].iat[i - 1])
             issues.append(ctx.issue(

@@ -1,6 +1,6 @@
-"""The stability engine (SPEC §3.6): per market and date, a ``StabilityVector`` for each
-issuer, sector, the market and each FX instrument, with components in [0, 1] (1 = most
-stable) and their weighted ``stability_score``.
+"""The stability engine (``docs/engines/stability.md``): per market and date, a
+``StabilityVector`` for each issuer, sector, the market and each FX instrument, with
+components in [0, 1] (1 = most stable) and their weighted ``stability_score``.
 
 * ``panel``: the inputs (``StabilityInputs``) on one session x instrument axis; baskets,
   the market index, regime labels per session.

@@ -162,9 +162,10 @@ def fundamental_component(profiles: pd.DataFrame, issuer_ids: Sequence[str],
                           dates: Sequence[pd.Timestamp],
                           config: StabilityConfig) -> pd.DataFrame:
     """Per (issuer_id, as_of_date) pair: ``fundamental`` = 1 - profile_weakness of the
-    issuer's latest profile row dated on or before the date, NaN when there is none, it is
-    older than ``profile_max_age_days`` or its profile_weakness is null; ``profile_date`` of
-    the row used and ``note`` saying what was missing. Rows follow the order of the pairs."""
+    issuer's latest profile row dated on or before the date and at most
+    ``profile_max_age_days`` old, NaN when there is none or its profile_weakness is null;
+    ``profile_date`` of the row used and ``note`` saying what was missing. Rows follow the
+    order of the pairs."""
     pairs = pd.DataFrame({"issuer_id": pd.Series(issuer_ids, dtype=object).astype(str),
                           "as_of_date": pd.DatetimeIndex(dates).normalize()})
     pairs["_order"] = np.arange(len(pairs))
@@ -184,15 +185,18 @@ def fundamental_component(profiles: pd.DataFrame, issuer_ids: Sequence[str],
     else:
         merged = pairs.assign(profile_date=pd.NaT, weakness=np.nan)
     age = (merged["as_of_date"] - merged["profile_date"]).dt.days
+    # a profile older than profile_max_age_days is outside what a run of that date reads (its
+    # window starts that many days before it), so it counts as no profile: a range of dates
+    # then equals its dates computed one by one
+    stale = age > config.profile_max_age_days
+    merged.loc[stale, "profile_date"] = pd.NaT
+    merged.loc[stale, "weakness"] = np.nan
     none = merged["profile_date"].isna()
-    stale = ~none & (age > config.profile_max_age_days)
-    empty = ~none & ~stale & merged["weakness"].isna()
-    fundamental = (1.0 - merged["weakness"].clip(0.0, 1.0)).where(~(none | stale | empty))
+    empty = ~none & merged["weakness"].isna()
+    fundamental = (1.0 - merged["weakness"].clip(0.0, 1.0)).where(~(none | empty))
     when = merged["profile_date"].dt.strftime("%Y-%m-%d")
     note = pd.Series(None, index=merged.index, dtype=object)
     note[none] = "fundamental: no profile dated on or before the date"
-    note[stale] = ("fundamental: latest profile (" + when[stale] + ") is older than "
-                   f"profile_max_age_days ({config.profile_max_age_days})")
     note[empty] = "fundamental: latest profile (" + when[empty] + ") has no profile_weakness"
     return pd.DataFrame({"issuer_id": merged["issuer_id"], "as_of_date": merged["as_of_date"],
                          "fundamental": fundamental.astype(float),

@@ -1,4 +1,5 @@
-"""The ``stability_vectors`` table: one row per entity and as-of date (SPEC §3.6)."""
+"""The ``stability_vectors`` table: one row per entity and as-of date
+(``docs/engines/stability.md``)."""
 
 from __future__ import annotations
 
