@@ -1,4 +1,5 @@
-"""Soft-target classes (SPEC §3.6) and fragility classes (SPEC §3.9), with the reasons."""
+"""Soft-target classes and fragility classes, with the reasons
+(docs/engines/fragility.md)."""
 
 from __future__ import annotations
 
@@ -150,8 +151,8 @@ def position_templates(entity_type: str, entity_id: str, instrument_id: str | No
     out = [{**base, "direction": "SHORT", "kind": kind, "notional_hint": notional,
             "rationale": f"{fragility_class_.lower()}: {drivers}"}]
     if fragility_class_ == "CRISIS" and entity_type == "ISSUER":
-        out[0]["notional_hint"] = round(notional / 2, 2)
+        out[0]["notional_hint"] = round(notional * (1 - tc.crisis_put_share), 2)
         out.append({**base, "direction": "LONG", "kind": "PUT_SPREAD",
-                    "notional_hint": round(notional / 2, 2),
+                    "notional_hint": round(notional * tc.crisis_put_share, 2),
                     "rationale": f"crisis convexity: {drivers}"})
     return out
