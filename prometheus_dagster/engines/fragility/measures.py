@@ -216,17 +216,21 @@ def _wide_paths(paths: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, np.ndarr
     if missing:
         raise KeyError(f"scenario paths lack columns {missing}")
     value = paths["cumulative_return"].to_numpy(dtype=float)
-    keep = ~np.isnan(value) & paths["instrument_id"].notna().to_numpy()
+    col, instruments = pd.factorize(paths["instrument_id"].to_numpy(), sort=True)
+    keep = ~np.isnan(value) & (col >= 0)  # a missing instrument id is code -1
+    col, value = col[keep], value[keep]
     date_code, _ = pd.factorize(pd.to_datetime(paths["as_of_date"]).to_numpy()[keep], sort=True)
     set_code, set_ids = pd.factorize(paths["set_id"].to_numpy()[keep], sort=True)
     path_code, path_ids = pd.factorize(paths["path_id"].to_numpy()[keep], sort=True)
     composite = (date_code.astype(np.int64) * len(set_ids) + set_code) * len(path_ids) + path_code
-    _, first, row = np.unique(composite, return_index=True, return_inverse=True)
+    # factorize (hashing) and sort the few distinct paths, not the rows
+    row, distinct = pd.factorize(composite, sort=True)
+    first = np.full(len(distinct), len(row))
+    np.minimum.at(first, row, np.arange(len(row)))
     keys = paths.iloc[np.flatnonzero(keep)[first]][PATH_KEYS].reset_index(drop=True)
     keys["as_of_date"] = pd.to_datetime(keys["as_of_date"])
-    col, instruments = pd.factorize(paths["instrument_id"].to_numpy()[keep], sort=True)
     values = np.full((len(keys), len(instruments)), np.nan)
-    values[row, col] = value[keep]
+    values[row, col] = value
     return keys, values, np.asarray(instruments, dtype=object)
 
 
