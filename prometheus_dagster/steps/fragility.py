@@ -1,7 +1,7 @@
 """Fragility steps of the daily chain: scenario-loss measures per entity and date, soft-target
-classes and their decision records (docs/engines/fragility.md). Shared by the daily chain
-(``assets/fragility.py``), the portfolio risk reports (``read_paths_by_date``) and the
-backtest."""
+classes and their decision records (docs/engines/fragility.md). Used by the daily chain
+(``assets/fragility.py``) and the portfolio risk reports (``read_paths_by_date``); written
+against the reader protocol, so the strict time machine can run them unchanged."""
 
 from __future__ import annotations
 
