@@ -471,3 +471,31 @@ def test_daily_brief_shows_scores_universe_changes_and_portfolios(market):
     for heading in ("Top and bottom assessment scores", "Universe changes",
                     "Target portfolios: largest weights", "Portfolio risk", "Paper books"):
         assert heading in page
+
+
+def test_fragility_steps_read_what_they_declare(market):
+    """Each fragility asset step reads exactly the tables it declares (the Dagster deps and
+    the decision refs come from the same declaration); the refit step is checked through its
+    step function, so that no second model version is registered."""
+    from prometheus_dagster.assets.lineage import DECLARED, step_name
+    from prometheus_dagster.core.inputs import BOOKKEEPING_TABLES
+    from prometheus_dagster.core.reader import RecordingReader, recording
+    from prometheus_dagster.engines.fragility import FragilityConfig
+    from prometheus_dagster.steps.fragility_alpha import model_inputs, train_fragility_model
+
+    wh, resources, assets, _ = market
+    tables = ("fragility_measures", "soft_target_classes", "fragility_alpha")
+    with recording() as rec:
+        run(assets, resources, keys(*tables), tags=span(*DAYS))
+        cfg = core_config.load_engine_config("fragility").typed(FragilityConfig)
+        train_fragility_model(RecordingReader(wh, rec, "refit"), M, pd.Timestamp(REFIT), cfg)
+
+    def read(owner: str) -> set[tuple[str, str]]:
+        return {(m, t) for m, t in rec.tables(owner) if t not in BOOKKEEPING_TABLES}
+
+    for t in tables:
+        inputs, market_id, members = DECLARED[step_name(M, t)]
+        assert read(step_name(M, t)) == inputs.pairs(market_id, members), t
+    assert read("refit") == model_inputs(cfg).pairs(M)
+    inputs, _, _ = DECLARED[step_name(M, "fragility_models")]
+    assert inputs.pairs(M) == model_inputs(cfg).pairs(M)

@@ -1,5 +1,5 @@
 """The fragility engine: scenario-loss fragility measures, soft-target classes and fragility
-alpha (SPEC §3.6, §3.9).
+alpha (docs/engines/fragility.md).
 
 * ``measures``: per entity, the losses of every scenario path, expected shortfall, worst case,
   HighFragility in [0, 1].

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from prometheus_dagster.engines.fragility.classes import fragility_class, position_templates
+from prometheus_dagster.engines.fragility.classes import fragility_classes, position_templates
 from prometheus_dagster.engines.fragility.config import COMPONENTS, FragilityConfig
 from prometheus_dagster.engines.fragility.model import FragilityModel
 
@@ -36,23 +36,25 @@ def fragility_alpha_rows(components: pd.DataFrame, models: dict[pd.Timestamp, tu
             if h in scored:
                 prob[h][rows], alpha[h][rows] = scored[h]
         model_ids[rows] = mid
-    features = [{f: _num(comp.at[k, f]) for f in config.model.features if f in comp}
-                for k in range(len(comp))]
+    features = _feature_records(comp, [f for f in config.model.features if f in comp])
+    score = comp["soft_target_score"].astype(float).to_numpy()
+    soft = comp["soft_target_class"].astype(str).to_numpy()
+    parts = {c: comp[c].astype(float).to_numpy() for c in COMPONENTS}
+    instruments = comp["instrument_id"].tolist() if "instrument_id" in comp \
+        else [None] * len(comp)
+    etypes = comp["entity_type"].astype(str).tolist()
+    eids = comp["entity_id"].astype(str).tolist()
     frames = []
     for h in config.horizons:
-        classes, templates = [], []
-        for k in range(len(comp)):
-            p = prob[h][k]
-            cls = fragility_class(float(comp.at[k, "soft_target_score"]),
-                                  str(comp.at[k, "soft_target_class"]),
-                                  None if np.isnan(p) else float(p), config)
-            classes.append(cls)
-            instrument = comp.at[k, "instrument_id"] if "instrument_id" in comp else None
-            templates.append(position_templates(
-                str(comp.at[k, "entity_type"]), str(comp.at[k, "entity_id"]),
-                instrument if isinstance(instrument, str) else None, cls,
-                float(comp.at[k, "soft_target_score"]),
-                {c: float(comp.at[k, c]) for c in COMPONENTS}, config))
+        classes = fragility_classes(score, soft, prob[h], config)
+        templates: list[list[dict]] = [[] for _ in range(len(comp))]
+        for k in np.flatnonzero(classes != "NONE"):  # NONE has no templates
+            instrument = instruments[k]
+            templates[k] = position_templates(
+                etypes[k], eids[k], instrument if isinstance(instrument, str) else None,
+                str(classes[k]), float(score[k]), {c: float(parts[c][k]) for c in COMPONENTS},
+                config)
+        classes = classes.tolist()
         frames.append(pd.DataFrame({
             "market_id": comp["market_id"], "entity_type": comp["entity_type"],
             "entity_id": comp["entity_id"],
@@ -68,9 +70,14 @@ def fragility_alpha_rows(components: pd.DataFrame, models: dict[pd.Timestamp, tu
         ["as_of_date", "entity_type", "entity_id", "horizon_days"], ignore_index=True)
 
 
-def _num(v: object) -> float | None:
-    try:
-        x = float(v)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return None
-    return x if np.isfinite(x) else None
+def _feature_records(comp: pd.DataFrame, features: list[str]) -> list[dict]:
+    """Per row, feature -> value (None where missing or not a finite number)."""
+    columns = []
+    for f in features:
+        x = pd.to_numeric(comp[f], errors="coerce").to_numpy(dtype=float)
+        values: list[float | None] = x.tolist()
+        for k in np.flatnonzero(~np.isfinite(x)):
+            values[k] = None
+        columns.append(values)
+    return [dict(zip(features, row, strict=True)) for row in zip(*columns, strict=True)] \
+        if columns else [{} for _ in range(len(comp))]

@@ -1,4 +1,5 @@
-"""Soft-target classes (SPEC §3.6) and fragility classes (SPEC §3.9), with the reasons."""
+"""Soft-target classes and fragility classes, with the reasons
+(docs/engines/fragility.md)."""
 
 from __future__ import annotations
 
@@ -47,12 +48,9 @@ def soft_target_classes(stability: pd.DataFrame, measures: pd.DataFrame,
         pd.DataFrame(columns=[*keys, "high_fragility"]), on=keys, how="left")
     merged["as_of_date"] = pd.to_datetime(merged["as_of_date"])
     weakness = 1.0 - merged["fundamental"].astype(float)
-    classes, reasons = [], []
-    for s, f, w in zip(merged["stability_score"].astype(float),
-                       merged["high_fragility"].astype(float), weakness, strict=True):
-        c, r = soft_target_class(s, f, w, config)
-        classes.append(c)
-        reasons.append(r + ([] if np.isfinite(f) else ["no scenario losses"]))
+    classes, reasons = _classes_and_reasons(merged["stability_score"].to_numpy(dtype=float),
+                                            merged["high_fragility"].to_numpy(dtype=float),
+                                            weakness.to_numpy(dtype=float), config)
     return pd.DataFrame({
         "market_id": merged["market_id"], "entity_type": merged["entity_type"],
         "entity_id": merged["entity_id"], "as_of_date": merged["as_of_date"],
@@ -60,6 +58,41 @@ def soft_target_classes(stability: pd.DataFrame, measures: pd.DataFrame,
         "high_fragility": merged["high_fragility"], "profile_weakness": weakness,
         "reasons": reasons, "config_id": config_id,
     }).sort_values(["as_of_date", "entity_type", "entity_id"], ignore_index=True)
+
+
+def _classes_and_reasons(stability: np.ndarray, fragility: np.ndarray, weakness: np.ndarray,
+                         config: FragilityConfig) -> tuple[list[str], list[list[str]]]:
+    """:func:`soft_target_class` of every row, with its reasons (plus "no scenario losses"
+    where HighFragility is missing), the lines tested on whole columns."""
+    st, wl = config.soft_targets.soft_target, config.soft_targets.watchlist
+
+    def below(x: np.ndarray, line: float) -> np.ndarray:
+        return np.isfinite(x) & (x < line)
+
+    def above(x: np.ndarray, line: float | None) -> np.ndarray:
+        return np.zeros(len(x), bool) if line is None else np.isfinite(x) & (x > line)
+
+    soft = (below(stability, st.stability_below) & above(fragility, st.fragility_above)
+            & above(weakness, st.weakness_above))
+    watch = ~soft & (below(stability, wl.stability_below) | above(fragility, wl.fragility_above)
+                     | above(weakness, wl.weakness_above))
+    classes = np.where(soft, "SOFT_TARGET", np.where(watch, "WATCHLIST", "NONE")).tolist()
+    # the reasons in soft_target_class's words and order, written for the flagged rows only
+    s, f, w = stability.tolist(), fragility.tolist(), weakness.tolist()
+    reasons: list[list[str]] = [[] for _ in range(len(s))]
+    for k in np.flatnonzero(soft):
+        reasons[k] += [f"stability {s[k]:.2f} < {st.stability_below}",
+                       f"high_fragility {f[k]:.2f} > {st.fragility_above}",
+                       f"profile_weakness {w[k]:.2f} > {st.weakness_above}"]
+    for k in np.flatnonzero(watch & below(stability, wl.stability_below)):
+        reasons[k].append(f"stability {s[k]:.2f} < {wl.stability_below}")
+    for k in np.flatnonzero(watch & above(fragility, wl.fragility_above)):
+        reasons[k].append(f"high_fragility {f[k]:.2f} > {wl.fragility_above}")
+    for k in np.flatnonzero(watch & above(weakness, wl.weakness_above)):
+        reasons[k].append(f"profile_weakness {w[k]:.2f} > {wl.weakness_above}")
+    for k in np.flatnonzero(~np.isfinite(fragility)):
+        reasons[k].append("no scenario losses")
+    return classes, reasons
 
 
 def fragility_class(score: float, soft_class: str, tail_probability: float | None,
@@ -79,6 +112,21 @@ def fragility_class(score: float, soft_class: str, tail_probability: float | Non
     if soft_class == "WATCHLIST" or s >= cc.watch_score:
         return "WATCHLIST"
     return "NONE"
+
+
+def fragility_classes(score: np.ndarray, soft_class: np.ndarray, tail_probability: np.ndarray,
+                      config: FragilityConfig) -> np.ndarray:
+    """:func:`fragility_class` of every row (a NaN tail probability: no model)."""
+    cc = config.classes
+    has_p = np.isfinite(tail_probability)
+    p = np.where(has_p, tail_probability, 0.0)
+    s = np.where(np.isfinite(score), score, 0.0)
+    crisis = (has_p & (p >= cc.crisis_probability)) | (s >= cc.crisis_score)
+    short = ~crisis & ((soft_class == "SOFT_TARGET")
+                       | ((s >= cc.short_score) & (~has_p | (p >= cc.short_probability))))
+    watch = ~crisis & ~short & ((soft_class == "WATCHLIST") | (s >= cc.watch_score))
+    return np.select([crisis, short, watch], ["CRISIS", "SHORT_CANDIDATE", "WATCHLIST"],
+                     "NONE").astype(object)
 
 
 def position_templates(entity_type: str, entity_id: str, instrument_id: str | None,
@@ -103,8 +151,8 @@ def position_templates(entity_type: str, entity_id: str, instrument_id: str | No
     out = [{**base, "direction": "SHORT", "kind": kind, "notional_hint": notional,
             "rationale": f"{fragility_class_.lower()}: {drivers}"}]
     if fragility_class_ == "CRISIS" and entity_type == "ISSUER":
-        out[0]["notional_hint"] = round(notional / 2, 2)
+        out[0]["notional_hint"] = round(notional * (1 - tc.crisis_put_share), 2)
         out.append({**base, "direction": "LONG", "kind": "PUT_SPREAD",
-                    "notional_hint": round(notional / 2, 2),
+                    "notional_hint": round(notional * tc.crisis_put_share, 2),
                     "rationale": f"crisis convexity: {drivers}"})
     return out

@@ -1,4 +1,5 @@
-"""Fragility-alpha components per entity and date, each in [0, 1] (SPEC §3.9):
+"""Fragility-alpha components per entity and date, each in [0, 1]
+(docs/engines/fragility.md):
 
 * ``weak_profile``: profile weakness (1 - the stability vector's fundamental component);
 * ``instability``: 1 - stability score;

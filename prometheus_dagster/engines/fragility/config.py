@@ -42,7 +42,7 @@ class SoftTargetRule(StrictModel):
 
 class SoftTargetConfig(StrictModel):
     """SOFT_TARGET when all three hold; WATCHLIST when stability or fragility crosses its
-    line; else NONE (SPEC §3.6). The defaults are calibrated on the embedded market
+    line; else NONE (docs/engines/fragility.md). The defaults are calibrated on the embedded market
     (``benchmarks.fragility``): about 1.5% of issuer-days are soft targets, with a distress
     rate about 20 times the base rate, and 13% are on the watchlist."""
 
@@ -124,11 +124,14 @@ class TemplateConfig(StrictModel):
     capital: float = Field(10_000_000, gt=0)
     base_fraction: float = Field(0.01, gt=0, le=1)
     max_fraction: float = Field(0.02, gt=0, le=1)
+    crisis_put_share: float = Field(0.5, gt=0, lt=1, description="share of a CRISIS issuer's "
+                                    "notional hint held as a put spread (the rest: the short)")
 
 
 @register_config_model("fragility")
 class FragilityConfig(VersionedConfig):
-    """Scenario-loss fragility, soft-target classes and fragility alpha (SPEC §3.6, §3.9)."""
+    """Scenario-loss fragility, soft-target classes and fragility alpha
+    (docs/engines/fragility.md)."""
 
     engine: Literal["fragility"] = "fragility"
     version: str = "1"

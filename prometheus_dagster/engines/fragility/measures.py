@@ -119,14 +119,16 @@ def fragility_measures(market_id: str, as_of_date: pd.Timestamp, paths: pd.DataF
 
 
 def high_fragility(measures: pd.DataFrame, config: FragilityConfig) -> pd.Series:
-    """Blend of the cross-sectional rank of ES within each entity type (types with fewer
+    """Blend of the cross-sectional rank of ES within each date and entity type (types with fewer
     than ``min_rank_entities`` use the absolute part alone) and ES / loss_scale, in [0, 1];
     non-decreasing in ES within a date."""
     mc = config.measures
     es = measures["expected_shortfall"].astype(float)
     absolute = (es / mc.loss_scale).clip(0.0, 1.0)
-    ranks = es.groupby(measures["entity_type"]).rank(pct=True, method="max")
-    counts = es.groupby(measures["entity_type"]).transform("count")
+    # ranked within each date and entity type (rows of several dates: each date on its own)
+    by = [measures[c] for c in ("as_of_date", "entity_type") if c in measures]
+    ranks = es.groupby(by).rank(pct=True, method="max")
+    counts = es.groupby(by).transform("count")
     use_rank = counts >= mc.min_rank_entities
     blended = mc.rank_weight * ranks + (1 - mc.rank_weight) * absolute
     return blended.where(use_rank, absolute).clip(0.0, 1.0)
@@ -134,3 +136,151 @@ def high_fragility(measures: pd.DataFrame, config: FragilityConfig) -> pd.Series
 
 def _round(x: float) -> float | None:
     return None if x is None or not np.isfinite(x) else round(float(x), 6)
+
+
+# --- a range of dates in one pass -------------------------------------------------------------
+PATH_KEYS = ["as_of_date", "set_id", "name", "family", "path_id"]
+
+
+def fragility_measures_range(market_id: str, paths: pd.DataFrame,
+                             entities_on: dict[pd.Timestamp, list[tuple[str, str]]],
+                             members: dict[tuple[str, str], list[str]],
+                             config: FragilityConfig, config_id: str) -> pd.DataFrame:
+    """``fragility_measures`` rows of many dates at once, equal to :func:`fragility_measures`
+    of each date on its own (bit for bit). ``paths``: the dates' scenario paths (``as_of_date``
+    and :data:`PATH_COLUMNS`); ``entities_on``: date -> the entities with a stability vector;
+    ``members``: entity -> instruments held (the same on every date).
+
+    The paths of all dates are laid out once as one (path, instrument) matrix and each
+    entity's path returns are computed for every date sharing the same priced instruments in
+    one block; the per-row reductions then see the same numbers in the same order as a single
+    date's pivot, which is what keeps the result bit-identical."""
+    mc = config.measures
+    keys, values, instruments = _wide_paths(paths)
+    if not len(keys):
+        return pd.DataFrame()
+    dates = keys["as_of_date"].to_numpy()
+    bounds = np.flatnonzero(np.r_[True, dates[1:] != dates[:-1], True])
+    spans = {pd.Timestamp(dates[a]): (a, b) for a, b in zip(bounds[:-1], bounds[1:], strict=True)}
+    col_of = {c: k for k, c in enumerate(instruments)}
+    names = keys["name"].astype(str).to_numpy()
+    families = keys["family"].astype(str).to_numpy()
+    stochastic = np.isin(families, list(mc.es_families))
+    # dates whose paths price the same instruments share the entities' member columns
+    priced = {d: np.flatnonzero(~np.isnan(values[a:b]).all(axis=0)) for d, (a, b) in spans.items()}
+    groups: dict[bytes, list[pd.Timestamp]] = {}
+    for d in spans:
+        if entities_on.get(d):
+            groups.setdefault(priced[d].tobytes(), []).append(d)
+    frames = []
+    for group in groups.values():
+        present = set(instruments[priced[group[0]]])
+        rows = np.concatenate([np.arange(*spans[d]) for d in group])
+        lengths = [spans[d][1] - spans[d][0] for d in group]
+        offset = dict(zip(group, np.cumsum([0, *lengths[:-1]]).tolist(), strict=True))
+        wanted = {e for d in group for e in entities_on[d]}
+        row_of: dict[tuple[str, str], int] = {}
+        returns = []
+        for entity in sorted(wanted):
+            idx = [col_of[i] for i in members.get(entity, []) if i in present]
+            if idx:
+                # column-major like a pivot's matrix: members are summed one after another
+                # (a row-major block would be summed pairwise, differing in the last bit)
+                row_of[entity] = len(returns)
+                returns.append(_mean_of_present(np.asfortranarray(values[np.ix_(rows, idx)])))
+        matrix = np.vstack(returns) if returns else np.empty((0, len(rows)))
+        for d in group:
+            entities = [e for e in entities_on[d] if e in row_of]
+            if not entities:
+                continue
+            a, b = spans[d]
+            lo = offset[d]
+            loss = -matrix[[row_of[e] for e in entities], lo:lo + b - a]
+            frames.append(_date_measures(market_id, d, keys.iloc[a:b], names[a:b],
+                                         families[a:b], stochastic[a:b], loss, entities,
+                                         members, mc.es_level, config_id))
+    if not frames:
+        return pd.DataFrame()
+    out = pd.concat(frames, ignore_index=True)
+    out["high_fragility"] = high_fragility(out, config)
+    return out.sort_values(["as_of_date", "entity_type", "entity_id"], ignore_index=True)
+
+
+def _wide_paths(paths: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """(path keys sorted by date, set and path; the (paths, instruments) matrix of cumulative
+    returns; the sorted instrument ids): what ``pivot_table`` makes of one date's paths, for
+    every date at once (cells without a return are NaN, paths and instruments without any are
+    left out). A set id names one set of one date, so (set_id, path_id) orders a date's paths
+    as the pivot's (set_id, name, family, path_id) index does."""
+    missing = sorted({"as_of_date", *PATH_COLUMNS} - set(paths.columns))
+    if missing:
+        raise KeyError(f"scenario paths lack columns {missing}")
+    value = paths["cumulative_return"].to_numpy(dtype=float)
+    col, instruments = pd.factorize(paths["instrument_id"].to_numpy(), sort=True)
+    keep = ~np.isnan(value) & (col >= 0)  # a missing instrument id is code -1
+    col, value = col[keep], value[keep]
+    date_code, _ = pd.factorize(pd.to_datetime(paths["as_of_date"]).to_numpy()[keep], sort=True)
+    set_code, set_ids = pd.factorize(paths["set_id"].to_numpy()[keep], sort=True)
+    path_code, path_ids = pd.factorize(paths["path_id"].to_numpy()[keep], sort=True)
+    composite = (date_code.astype(np.int64) * len(set_ids) + set_code) * len(path_ids) + path_code
+    # factorize (hashing) and sort the few distinct paths, not the rows
+    row, distinct = pd.factorize(composite, sort=True)
+    first = np.full(len(distinct), len(row))
+    np.minimum.at(first, row, np.arange(len(row)))
+    keys = paths.iloc[np.flatnonzero(keep)[first]][PATH_KEYS].reset_index(drop=True)
+    keys["as_of_date"] = pd.to_datetime(keys["as_of_date"])
+    values = np.full((len(keys), len(instruments)), np.nan)
+    values[row, col] = value
+    return keys, values, np.asarray(instruments, dtype=object)
+
+
+def _mean_of_present(block: np.ndarray) -> np.ndarray:
+    """Per row, the mean of the non-NaN cells (NaN when none): an entity's path return."""
+    present = ~np.isnan(block)
+    with np.errstate(invalid="ignore"):
+        return np.where(present.any(axis=1), np.nansum(block, axis=1)
+                        / np.maximum(present.sum(axis=1), 1), np.nan)
+
+
+def _date_measures(market_id: str, as_of_date: pd.Timestamp, keys: pd.DataFrame,
+                   names: np.ndarray, families: np.ndarray, stochastic: np.ndarray,
+                   loss: np.ndarray, entities: list[tuple[str, str]],
+                   members: dict[tuple[str, str], list[str]], level: float,
+                   config_id: str) -> pd.DataFrame:
+    """One date's rows (without HighFragility) from its (entities, paths) loss matrix."""
+    set_names = sorted(set(names))
+    per_name = []
+    for name in set_names:
+        rows = np.flatnonzero(names == name)
+        stats = _row_stats(loss[:, rows], level)
+        per_name.append((name, str(families[rows[0]]), len(rows),
+                         *(_rounded(stats[s]) for s in ("mean", "es", "worst"))))
+    per_set = [{name: {"family": fam, "paths": n, "mean": m[i], "es": e[i], "worst": w[i]}
+                for name, fam, n, m, e, w in per_name} for i in range(len(entities))]
+    total = _row_stats(loss, level)
+    pooled = _row_stats(loss[:, np.flatnonzero(stochastic)], level)
+    set_ids = sorted(set(keys["set_id"].astype(str)))
+    return pd.DataFrame({
+        "market_id": market_id, "entity_type": [e[0] for e in entities],
+        "entity_id": [e[1] for e in entities], "as_of_date": pd.Timestamp(as_of_date),
+        "expected_shortfall": pooled["es"], "worst_case_loss": total["worst"],
+        "mean_loss": pooled["mean"], "n_paths": total["count"].astype(int),
+        "scenario_losses": per_set, "scenario_set_ids": [list(set_ids) for _ in entities],
+        "members": [len(members[e]) for e in entities], "config_id": config_id})
+
+
+def _rounded(x: np.ndarray) -> list[float | None]:
+    """:func:`_round` of each value, vectorised: rint(x * 1e6) / 1e6 is Python's correctly
+    rounded ``round(x, 6)`` except where x * 1e6 lies within its own rounding error of a
+    half-integer; those few (and huge values) take Python's ``round``."""
+    x = np.asarray(x, dtype=float)
+    finite = np.isfinite(x)
+    with np.errstate(invalid="ignore", over="ignore"):
+        scaled = x * 1e6
+        near_half = np.abs(np.abs(scaled - np.trunc(scaled)) - 0.5) <= 1e-6
+        fast = np.rint(scaled) / 1e6
+    slow = finite & (near_half | (np.abs(x) >= 1e3))
+    out: list[float | None] = fast.tolist()
+    for k in np.flatnonzero(slow | ~finite):
+        out[k] = round(float(x[k]), 6) if finite[k] else None
+    return out
