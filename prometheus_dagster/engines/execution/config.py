@@ -49,6 +49,10 @@ class ExecutionConfig(VersionedConfig):
     paper_initial_capital: float = Field(
         10_000_000.0, gt=0, description="cash a paper portfolio starts with (its first "
                                         "session, when no earlier book is stored)")
+    paper_resume_lookback_days: int = Field(
+        30, ge=1, description="calendar days before a run's first session searched for the "
+                              "stored book and the orders still open; a latest book older "
+                              "than the previous session is a gap and is refused")
     # costs
     commission_bps: float = Field(0.0, ge=0, description="commission in bps of traded value")
     commission_per_share: float = Field(0.0, ge=0, description="commission per share traded")
