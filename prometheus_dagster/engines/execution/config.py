@@ -14,7 +14,8 @@ FILL_PRICES: tuple[str, ...] = ("open", "close", "vwap")
 
 @register_config_model("execution")
 class ExecutionConfig(VersionedConfig):
-    """Order planning and the fill model of the BACKTEST and PAPER simulator (SPEC §3.13).
+    """Order planning and the fill model of the BACKTEST and PAPER simulator
+    (docs/engines/execution.md).
 
     An order decided on D (after the close of D) executes in the next session processed after
     D, on that session's bar. ``fill_price`` is the basis of MARKET orders: the session's open,
