@@ -86,13 +86,31 @@ def construction_candidates(universe: pd.DataFrame, scores: pd.DataFrame, issuer
     return out.drop(columns="issuer_id")
 
 
-def _by(frame: pd.DataFrame, *keys: str) -> dict[Any, pd.DataFrame]:
-    """``frame`` split by ``keys`` (dates as Timestamps), one pass instead of a filter per
-    date; a missing key is ``frame.iloc[:0]``."""
-    if frame.empty:
-        return {}
-    cols = [pd.to_datetime(frame[k]) if k == "as_of_date" else frame[k] for k in keys]
-    return dict(list(frame.groupby(cols if len(cols) > 1 else cols[0], sort=False)))
+def candidates_by_date(universe: pd.DataFrame, scores: pd.DataFrame, issuers: pd.DataFrame,
+                       soft: pd.DataFrame) -> dict[pd.Timestamp, pd.DataFrame]:
+    """``construction_candidates`` of every date of one strategy's ``universe`` rows, from one
+    merge per table for all dates instead of three per date (the same rows, in the same
+    order; a date whose issuers have no soft-target row has NaN classes)."""
+    chosen = universe.loc[universe["tier"] != "EXCLUDED",
+                          ["instrument_id", "issuer_id", "side_allowed", "as_of_date"]]
+    chosen = chosen.assign(as_of_date=pd.to_datetime(chosen["as_of_date"]))
+    sc = scores[["instrument_id", "as_of_date", "expected_return"]]
+    out = chosen.merge(sc.assign(as_of_date=pd.to_datetime(sc["as_of_date"])),
+                       on=["instrument_id", "as_of_date"], how="left")
+    out = out.merge(issuers[["issuer_id", "sector", "country"]], on="issuer_id", how="left")
+    classes = soft.loc[soft["entity_type"] == "ISSUER",
+                       ["entity_id", "as_of_date", "soft_target_class"]]
+    classes = classes.assign(as_of_date=pd.to_datetime(classes["as_of_date"])).rename(
+        columns={"entity_id": "issuer_id"})
+    out = out.merge(classes, on=["issuer_id", "as_of_date"], how="left")
+    columns = ["instrument_id", "side_allowed", "expected_return", "sector", "country",
+               "soft_target_class"]
+    return {pd.Timestamp(d): g[columns].reset_index(drop=True)
+            for d, g in out.groupby("as_of_date", sort=False)}
+
+
+_NO_CANDIDATES = pd.DataFrame(columns=["instrument_id", "side_allowed", "expected_return",
+                                       "sector", "country", "soft_target_class"])
 
 
 @dataclass
@@ -110,22 +128,20 @@ class TargetRun:
 
 
 def _decide(log: Any, strategy: StrategyConfig, sid: str, config_id: str, market_id: str,
-            d: pd.Timestamp, uni: pd.DataFrame, sc: pd.DataFrame, issuers: pd.DataFrame,
-            soft: pd.DataFrame, risk: dict, held: dict[str, float], refs: dict, run: TargetRun
-            ) -> dict[str, float]:
-    """One strategy's target on ``d``: appends its rows and decision to ``run``; returns the
-    holdings after ``d`` (unchanged when skipped or infeasible)."""
-    model_id = ", ".join(sorted(set(sc["model_id"].dropna()))) or None
+            d: pd.Timestamp, candidates: pd.DataFrame | None, model_id: str | None, risk: dict,
+            held: dict[str, float], refs: dict, run: TargetRun) -> dict[str, float]:
+    """One strategy's target on ``d`` from its candidates (None: no universe): appends its
+    rows and decision to ``run``; returns the holdings after ``d`` (unchanged when skipped or
+    infeasible)."""
     decision = {"context_id": f"{portfolio_id(sid, market_id)}:{d.date()}", "as_of_date": d,
                 "config_id": config_id, "model_id": model_id, "input_refs": refs}
-    if d not in risk or uni.empty:
+    if d not in risk or candidates is None:
         why = "no risk model" if d not in risk else "no universe"
         log.warning(f"{sid} {market_id} {d.date()}: {why}: holdings kept")
         run.decisions.append({**decision, "proposed_action": {"status": "SKIPPED",
                                                               "reason": why}})
         return held
-    built = build_problem(strategy, construction_candidates(uni, sc, issuers, soft), risk[d],
-                          held)
+    built = build_problem(strategy, candidates, risk[d], held)
     warm = np.array([held.get(n, 0.0) for n in built.names])
     try:
         result = optimize_strategy(built, warm_start=warm)
@@ -166,22 +182,24 @@ def target_range(log: Any, reader: Any, market_id: str, dates: list[pd.Timestamp
         scores = window.frame("instrument_scores", columns=SCORE_COLUMNS)
     issuers = window.frame("issuers")
     soft = window.frame("soft_target_classes", columns=SOFT_COLUMNS)
-    soft_on = _by(soft, "as_of_date")
     missing = sorted(set(strategies) - set(holdings or {}))
     held_on = {**(current_holdings(window, missing) if missing else {}), **(holdings or {})}
-    universe_on = _by(universes, "strategy_id", "as_of_date")
     refs = TARGET_STEP_INPUTS.refs(market_id)
     run = TargetRun()
     for sid, (strategy, config_id) in sorted(strategies.items()):
         held = dict(held_on[sid])
         mine = scores[(scores["strategy_id"] == sid)
                       & (scores["horizon_days"] == strategy.horizon_days)]
-        scores_on = _by(mine, "as_of_date")
+        models_on = {d: ", ".join(sorted(set(g.dropna()))) or None for d, g in
+                     mine["model_id"].groupby(pd.to_datetime(mine["as_of_date"]))}
+        selected = universes[universes["strategy_id"] == sid]
+        listed = set(pd.to_datetime(selected["as_of_date"]))
+        candidates_on = candidates_by_date(selected, mine, issuers, soft)
         for d in dates:
-            held = _decide(log, strategy, sid, config_id, market_id, d,
-                           universe_on.get((sid, d), universes.iloc[:0]),
-                           scores_on.get(d, mine.iloc[:0]), issuers,
-                           soft_on.get(d, soft.iloc[:0]), risk, held, refs, run)
+            # a date with universe rows but none selected has empty candidates
+            candidates = candidates_on.get(d, _NO_CANDIDATES) if d in listed else None
+            held = _decide(log, strategy, sid, config_id, market_id, d, candidates,
+                           models_on.get(d), risk, held, refs, run)
         run.holdings[sid] = held
     return run
 

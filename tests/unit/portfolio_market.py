@@ -11,6 +11,8 @@ import numpy as np
 import pandas as pd
 
 import prometheus_dagster.engines.assessment.schemas  # noqa: F401  (registers the tables)
+import prometheus_dagster.engines.execution.schemas  # noqa: F401
+import prometheus_dagster.engines.fragility.schemas  # noqa: F401
 import prometheus_dagster.engines.scenarios.schemas  # noqa: F401
 import prometheus_dagster.engines.stability.schemas  # noqa: F401
 from prometheus_dagster.core.calendars import trading_calendar
@@ -83,7 +85,10 @@ def _investment(wh: Warehouse, ids: list[str], issuers: list[str], dates: list[p
     issuer_days = pd.MultiIndex.from_product([issuers, dates], names=["entity_id", "as_of_date"]
                                              ).to_frame(index=False)
     k = len(issuer_days)
-    classes = rng.choice(CLASSES, k)
+    # an issuer's class is mostly stable from one date to the next; a few change each date
+    classes = np.repeat(rng.choice(CLASSES, len(issuers)), len(dates))  # issuer-major rows
+    changed = rng.uniform(size=k) < 0.03
+    classes[changed] = rng.choice(CLASSES, int(changed.sum()))
     wh.write_partitions("soft_target_classes", issuer_days.assign(
         market_id=M, entity_type="ISSUER", soft_target_class=classes, config_id="st@test"),
         market_id=M, dates=dates)
