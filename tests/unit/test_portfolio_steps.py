@@ -18,16 +18,18 @@ from prometheus_dagster.steps.portfolio import (
     TARGET_STEP_INPUTS,
     compute_targets,
     compute_targets_chunked,
+    target_range,
 )
 from prometheus_dagster.steps.portfolio_report import REPORT_INPUTS, compute_risk_reports
 from tests.unit.portfolio_market import M, build_market, strategies
 
 log = logging.getLogger(__name__)
+SIZE = {"names": 30, "sessions": 8}
 
 
 @pytest.fixture(scope="module")
 def market(tmp_path_factory):
-    wh, dates = build_market(tmp_path_factory.mktemp("portfolio") / "wh.duckdb")
+    wh, dates = build_market(tmp_path_factory.mktemp("portfolio") / "wh.duckdb", **SIZE)
     # the range in one pass, stored as the daily chain stores it
     targets, decisions = compute_targets(log, wh, M, dates, strategies())
     wh.write_partitions("target_portfolios", targets, market_id=M, dates=dates)
@@ -43,7 +45,7 @@ def test_targets_of_a_range_equal_its_dates_one_by_one(market, tmp_path):
     statuses = {d["proposed_action"]["status"] for d in decisions}
     assert "SKIPPED" in statuses and "optimal" in statuses
     assert targets["portfolio_id"].nunique() == 2
-    one_by_one, store = [], build_market(tmp_path / "wh.duckdb")[0]
+    one_by_one, store = [], build_market(tmp_path / "wh.duckdb", **SIZE)[0]
     for d in dates:
         rows, _ = compute_targets(log, store, M, [d], strategies())
         store.write_partitions("target_portfolios", rows, market_id=M, dates=[d])
@@ -55,23 +57,16 @@ def test_targets_of_a_range_equal_its_dates_one_by_one(market, tmp_path):
 
 def test_targets_in_chunks_carry_the_holdings(market):
     wh, dates, targets, _ = market
-    runs = list(compute_targets_chunked(log, wh, M, dates, strategies(), what="test"))
-    chunked = [r.frame() for r in runs]
-    small = [r for r in compute_targets_chunked_in(wh, dates, size=3)]
     keys = ["portfolio_id", "as_of_date", "instrument_id"]
-    pd.testing.assert_frame_equal(_sorted(pd.concat(chunked), keys), _sorted(targets, keys))
-    pd.testing.assert_frame_equal(_sorted(pd.concat(small), keys), _sorted(targets, keys))
-
-
-def compute_targets_chunked_in(wh, dates, size):
-    """Chunks of ``size`` dates, each starting from the holdings the previous one ended with."""
-    from prometheus_dagster.steps.portfolio import target_range
-
-    holdings = None
-    for i in range(0, len(dates), size):
-        run = target_range(log, wh, M, dates[i:i + size], strategies(), holdings=holdings)
+    whole = [r.frame() for r in compute_targets_chunked(log, wh, M, dates, strategies())]
+    pd.testing.assert_frame_equal(_sorted(pd.concat(whole), keys), _sorted(targets, keys))
+    # chunks of 3 dates, each starting from the holdings the previous chunk ended with
+    parts, holdings = [], None
+    for i in range(0, len(dates), 3):
+        run = target_range(log, wh, M, dates[i:i + 3], strategies(), holdings=holdings)
+        parts.append(run.frame())
         holdings = run.holdings
-        yield run.frame()
+    pd.testing.assert_frame_equal(_sorted(pd.concat(parts), keys), _sorted(targets, keys))
 
 
 def test_risk_reports_of_a_range_equal_its_dates_one_by_one(market):
@@ -90,7 +85,7 @@ def test_paper_range_equals_sessions_one_by_one(market, tmp_path):
     whole, decisions = compute_paper(log, wh, M, dates, list(strategies()), cfg, "exec@test")
     assert len(decisions) == len(dates) * len(whole)
     assert all(len(rows.fills) for rows in whole.values())
-    store = build_market(tmp_path / "wh.duckdb")[0]
+    store = build_market(tmp_path / "wh.duckdb", **SIZE)[0]
     store.write_partitions("target_portfolios", wh.read_partitions(
         "target_portfolios", market_id=M, dates=dates), market_id=M, dates=dates)
     for d in dates:
