@@ -1,6 +1,6 @@
-"""The execution engine (SPEC §3.13): orders and fills, one broker interface with BACKTEST
-(market simulator) and PAPER modes (LIVE needs an optional broker adapter), the order planner
-(target weights -> share deltas -> orders) and the simulator's fill model (next-session
+"""The execution engine (docs/engines/execution.md): orders and fills, one broker interface with
+BACKTEST (market simulator) and PAPER modes (LIVE needs an optional broker adapter), the order
+planner (target weights -> share deltas -> orders) and the simulator's fill model (next-session
 execution at open / close / vwap with slippage, participation cap, limit and stop orders,
 commissions).
 

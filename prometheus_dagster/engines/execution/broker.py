@@ -1,4 +1,4 @@
-"""One broker interface for the three modes of SPEC §3.13.
+"""One broker interface for the three modes (docs/engines/execution.md).
 
 * ``BacktestBroker`` (BACKTEST): the market simulator, moved on explicitly with
   ``advance(session_date, bars)``; its rows carry a ``backtest_id``.

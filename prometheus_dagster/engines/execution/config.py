@@ -14,7 +14,8 @@ FILL_PRICES: tuple[str, ...] = ("open", "close", "vwap")
 
 @register_config_model("execution")
 class ExecutionConfig(VersionedConfig):
-    """Order planning and the fill model of the BACKTEST and PAPER simulator (SPEC §3.13).
+    """Order planning and the fill model of the BACKTEST and PAPER simulator
+    (docs/engines/execution.md).
 
     An order decided on D (after the close of D) executes in the next session processed after
     D, on that session's bar. ``fill_price`` is the basis of MARKET orders: the session's open,
@@ -49,6 +50,10 @@ class ExecutionConfig(VersionedConfig):
     paper_initial_capital: float = Field(
         10_000_000.0, gt=0, description="cash a paper portfolio starts with (its first "
                                         "session, when no earlier book is stored)")
+    paper_resume_lookback_days: int = Field(
+        30, ge=1, description="calendar days before a run's first session searched for the "
+                              "stored book and the orders still open; a latest book older "
+                              "than the previous session is a gap and is refused")
     # costs
     commission_bps: float = Field(0.0, ge=0, description="commission in bps of traded value")
     commission_per_share: float = Field(0.0, ge=0, description="commission per share traded")

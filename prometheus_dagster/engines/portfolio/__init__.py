@@ -1,5 +1,5 @@
-"""The portfolio engine (SPEC §3.12): mean-variance optimisation with transaction costs
-under budget, bounds, gross leverage, sector/country, factor, turnover and soft-target
+"""The portfolio engine (docs/engines/portfolio.md): mean-variance optimisation with transaction
+costs under budget, bounds, gross leverage, sector/country, factor, turnover and soft-target
 budget limits, on a factor risk model Sigma = B F B' + diag(D).
 
 * ``problem``: ``RiskModel``, ``OptimizationProblem``, ``OptimizationResult`` and input

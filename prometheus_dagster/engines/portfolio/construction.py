@@ -1,5 +1,5 @@
 """From a strategy, its universe and a risk model to an ``OptimizationProblem``, and from the
-optimum to ``target_portfolios`` rows (SPEC §3.12).
+optimum to ``target_portfolios`` rows (docs/engines/portfolio.md).
 
 Per name (rows follow ``instrument_id`` order):
 

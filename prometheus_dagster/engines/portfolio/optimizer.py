@@ -1,4 +1,5 @@
-"""The portfolio optimiser (SPEC §3.12): maximise w'mu - lambda w'Sigma w - costs.
+"""The portfolio optimiser (docs/engines/portfolio.md): maximise
+w'mu - lambda w'Sigma w - costs.
 
 ``optimize`` with Clarabel (the default) assembles the factor form as one sparse QP with
 numpy (``qp.assemble``) and calls Clarabel directly: no modelling layer on the hot path.

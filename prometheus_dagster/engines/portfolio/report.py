@@ -1,6 +1,6 @@
-"""The risk report of one portfolio on one date (SPEC §3.12): exposures by factor, sector,
-country, currency and fragility bucket, parametric and scenario VaR / ES, scenario P&L per
-scenario set and the portfolio's stability.
+"""The risk report of one portfolio on one date (docs/engines/portfolio.md): exposures by
+factor, sector, country, currency and fragility bucket, parametric and scenario VaR / ES,
+scenario P&L per scenario set and the portfolio's stability.
 
 Conventions:
 
