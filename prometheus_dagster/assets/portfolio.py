@@ -9,7 +9,6 @@ import pandas as pd
 from dagster import AssetExecutionContext, AssetKey, AssetsDefinition, BackfillPolicy, asset
 
 from prometheus_dagster.assets.common import run_dates, write_decisions
-from prometheus_dagster.assets.fragility import read_paths_by_date
 from prometheus_dagster.assets.lineage import asset_deps, declare, step_name
 from prometheus_dagster.assets.universe import register_strategies
 from prometheus_dagster.core.partitions import market_partitions_def
@@ -17,6 +16,7 @@ from prometheus_dagster.core.schemas import empty_frame
 from prometheus_dagster.resources.io_manager import WarehouseResource
 from prometheus_dagster.resources.mlflow_tracking import MlflowTracking
 from prometheus_dagster.steps.common import chunked
+from prometheus_dagster.steps.fragility import read_paths_by_date
 from prometheus_dagster.steps.portfolio import (  # noqa: F401  (compute_targets: re-exported)
     TARGET_INPUTS,
     TARGET_STEP_INPUTS,

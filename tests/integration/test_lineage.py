@@ -17,9 +17,11 @@ from prometheus_dagster.core.inputs import BOOKKEEPING_TABLES
 from prometheus_dagster.core.paths import CONFIG_DIR
 from prometheus_dagster.core.reader import recording
 
+# about 210 sessions of history before the 2023 refits (encoders need 120), then the demo's
+# quick window at the end of January 2023
 SYNTHETIC = {"engine": "synthetic_market", "version": "lineage", "seed": 7,
-             "start_date": "2021-06-01", "end_date": "2023-02-28",
-             "markets": {"US_EQ": {"n_instruments": 16}, "EU_EQ": {"n_instruments": 12}},
+             "start_date": "2022-03-01", "end_date": "2023-01-31",
+             "markets": {"US_EQ": {"n_instruments": 14}, "EU_EQ": {"n_instruments": 8}},
              "distress": {"annual_rate": 0.5}}
 
 
