@@ -57,7 +57,7 @@ def universe_asset(market_id: str) -> AssetsDefinition:
             return empty_frame(TABLE)
         parts = [compute_universes(wh, market_id, chunk, strategies)
                  for chunk in chunked(dates, context.log, f"{market_id} universes")]
-        out = pd.concat(parts, ignore_index=True)
+        out = pd.concat([p for p in parts if len(p)] or [empty_frame(TABLE)], ignore_index=True)
         no_score = out[out["reasons"].apply(lambda r: "no assessment score" in r)]
         if len(no_score) == len(out) and len(out):
             context.log.warning(f"{market_id}: no assessment scores on these dates: every name "

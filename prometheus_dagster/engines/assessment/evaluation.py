@@ -1,5 +1,6 @@
-"""Walk-forward out-of-sample predictions and their validation metrics (SPEC §3.10: score
-deciles monotone in forward returns, rank IC, IC by regime)."""
+"""Walk-forward out-of-sample predictions and their validation metrics
+(``docs/engines/assessment.md``: score deciles monotone in forward returns, rank IC, IC by
+regime)."""
 
 from __future__ import annotations
 
