@@ -6,6 +6,7 @@ backtest. See ``docs/engines/assessment.md``."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pandas as pd
@@ -136,13 +137,26 @@ def load_model(mlflow: Any, source: str) -> AssessmentModel:
 def compute_scores(reader: Any, mlflow: Any, market_id: str, dates: list[pd.Timestamp],
                    cfg: AssessmentConfig, config_id: str, strategies: Strategies
                    ) -> tuple[pd.DataFrame, list[pd.Timestamp]]:
-    """(``instrument_scores`` rows of every strategy, dates without a model). The dates that
-    share a model version are scored together (scores and confidence are per date, so the
-    rows equal scoring each date on its own)."""
+    """(``instrument_scores`` rows of every strategy, dates without a model) of ``dates``
+    from one read of the declared windows."""
     dates = sorted(pd.Timestamp(d) for d in dates)
     inputs = read_assessment_inputs(reader, market_id, feature_inputs(cfg), dates)
     features = assessment_features(inputs, dates, cfg)
     versions = mlflow.resolve_model_versions(registered_name(market_id, cfg), dates)
+    return score_features(features, dates, versions, lambda source: load_model(mlflow, source),
+                          market_id, cfg, config_id, strategies)
+
+
+def score_features(features: pd.DataFrame, dates: list[pd.Timestamp],
+                   versions: dict[pd.Timestamp, Any], load: Callable[[str], AssessmentModel],
+                   market_id: str, cfg: AssessmentConfig, config_id: str,
+                   strategies: Strategies) -> tuple[pd.DataFrame, list[pd.Timestamp]]:
+    """(``instrument_scores`` rows, dates without a model) from the features of ``dates`` and
+    the model version of each date (``versions[d]``: name, version and source, which ``load``
+    turns into the model). The dates that share a version are scored together, with one
+    predict call; scores and confidence are per date, so the rows equal scoring each date on
+    its own."""
+    dates = sorted(pd.Timestamp(d) for d in dates)
     no_model = [d for d in dates if versions.get(d) is None]
     by_source: dict[str, list[pd.Timestamp]] = {}
     for d in dates:
@@ -155,7 +169,7 @@ def compute_scores(reader: Any, mlflow: Any, market_id: str, dates: list[pd.Time
         if rows.empty:
             continue
         v = versions[mine[0]]
-        model = load_model(mlflow, source)
+        model = load(source)
         outputs = model_outputs(rows, model)
         for sid, (strategy, _) in sorted(strategies.items()):
             frames.append(instrument_score_rows(
