@@ -12,10 +12,11 @@ import pandas as pd
 
 from prometheus_dagster.core.config import LoadedConfig
 from prometheus_dagster.core.inputs import Inputs, InputWindow, Read
-from prometheus_dagster.core.schemas import empty_frame
+from prometheus_dagster.core.schemas import empty_frame, validate_frame
 from prometheus_dagster.engines.strategy import StrategyConfig, load_strategies
 from prometheus_dagster.engines.universe import UniverseRules, select_universe
 from prometheus_dagster.engines.universe.candidates import universe_candidates_range
+from prometheus_dagster.engines.universe.schemas import UNIVERSES
 from prometheus_dagster.steps.common import lookback_start, register_config
 
 Strategies = dict[str, tuple[StrategyConfig, str]]
@@ -124,8 +125,11 @@ def compute_universes(reader: Any, market_id: str, dates: list[pd.Timestamp],
             with_score = base.assign(score=base["instrument_id"].map(mine["score"])
                                      .astype(float))
             frames.append(select_universe(with_score, strategy.universe, market_id=market_id,
-                                          strategy_id=sid, as_of_date=d, config_id=config_id))
-    return pd.concat(frames, ignore_index=True) if frames else empty_frame("universes")
+                                          strategy_id=sid, as_of_date=d, config_id=config_id,
+                                          validate=False))
+    # validated once for the range: the same rows and types as validating each date's frame
+    return (validate_frame(UNIVERSES, pd.concat(frames, ignore_index=True)) if frames
+            else empty_frame("universes"))
 
 
 def reason_list(value: object) -> list[str]:
