@@ -140,6 +140,8 @@ class WalkForwardConfig(StrictModel):
 
     n_folds: int = Field(4, ge=1)
     embargo_sessions: int = Field(5, ge=0)
+    min_names_per_date: int = Field(5, ge=2, description="a date with fewer predicted names "
+                                    "has no out-of-sample rank IC")
 
 
 class SignalConfig(StrictModel):
