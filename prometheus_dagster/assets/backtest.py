@@ -39,8 +39,10 @@ from prometheus_dagster.steps.backtest import (  # noqa: F401  (re-exported)
     annotate,
     backtest_inputs,
     build_spec,
+    fallback_inputs,
     result_tables,
     run_backtest,
+    widest,
 )
 from prometheus_dagster.steps.universe import strategies_of
 
@@ -61,17 +63,19 @@ class BacktestRunConfig(Config):
 
 
 def backtest_asset(market_id: str) -> AssetsDefinition:
-    inputs = backtest_inputs(load_engine_config("assessment").typed(AssessmentConfig),
-                             load_engine_config("risk").typed(RiskModelConfig),
-                             strategies_of(market_id))
+    inputs = backtest_inputs(strategies_of(market_id))
+    fallback = fallback_inputs(load_engine_config("assessment").typed(AssessmentConfig),
+                               load_engine_config("risk").typed(RiskModelConfig))
 
-    # not partitioned: a backtest depends on its inputs' assets as a whole
+    # not partitioned: a backtest depends on its inputs' assets (fallbacks too) as a whole
     @asset(
         key=AssetKey([market_id, "backtest_runs"]),
         group_name=GROUP,
-        deps=[AssetKey(c.key_path) for c in inputs.concrete(market_id)],
+        deps=[AssetKey(c.key_path) for c in widest(inputs, fallback).concrete(market_id)],
         metadata={"table": "backtest_runs",
-                  **declare(step_name(market_id, "backtest_runs"), inputs, market_id)},
+                  **declare(step_name(market_id, "backtest_runs"), inputs, market_id),
+                  # read only on sessions the daily chain has not scored or risk-modelled
+                  "prometheus/fallback_inputs": fallback.describe(market_id)},
         tags={"prometheus/tier": "3"},
         description=f"Backtest of one strategy on {market_id} over a date range (run config): "
                     "the time machine gates every read to the session being decided, the "

@@ -127,15 +127,18 @@ def widest(*declarations: Inputs) -> Inputs:
     return Inputs(*out.values())
 
 
-def backtest_inputs(assessment: AssessmentConfig, risk: RiskModelConfig,
-                    strategies: Strategies) -> Inputs:
-    """Everything a backtest may read: the bars and actions of each session, the stored
-    scores (or the features and model valid for the session to compute them), the universe's
-    inputs, the stored risk model (or its estimation window), the targets' reference data and
-    the annotations of the equity curve."""
-    return widest(WALK_INPUTS, STORED_SCORES, score_inputs(assessment),
-                  universe_inputs(strategies, scores_given=True), STORED_RISK_INPUTS,
-                  risk_inputs(risk), TARGET_READS, ANNOTATION_INPUTS)
+def backtest_inputs(strategies: Strategies) -> Inputs:
+    """What a backtest over sessions the daily chain has run reads: the bars and actions of
+    each session, the stored scores and risk models, the universe's inputs (the scores are
+    passed), the targets' reference data and the annotations of the equity curve."""
+    return widest(WALK_INPUTS, STORED_SCORES, universe_inputs(strategies, scores_given=True),
+                  STORED_RISK_INPUTS, TARGET_READS, ANNOTATION_INPUTS)
+
+
+def fallback_inputs(assessment: AssessmentConfig, risk: RiskModelConfig) -> Inputs:
+    """What the walk reads besides on a session without stored scores (the features' inputs
+    and the model valid for it) or without a stored risk model (its estimation window)."""
+    return widest(score_inputs(assessment), risk_inputs(risk))
 
 
 def backtest_sessions(reader: Any, market_id: str, start: pd.Timestamp,
