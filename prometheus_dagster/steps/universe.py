@@ -114,22 +114,37 @@ def compute_universes(reader: Any, market_id: str, dates: list[pd.Timestamp],
                                            "soft_target_class"]),
         history_starts=[lookback_start(d, longest) for d in dates],
         max_profile_age_days=profile_age_days(strategies))
-    scored = pd.to_datetime(scores["as_of_date"])
+    return select_universes_of(candidates, scores, strategies, market_id)
+
+
+def select_universes_of(candidates: dict[pd.Timestamp, pd.DataFrame], scores: pd.DataFrame,
+                        strategies: Strategies, market_id: str) -> pd.DataFrame:
+    """``universes`` rows of every strategy from the candidates of each date (without
+    scores) and the ``instrument_scores`` rows: date by date, strategy by strategy."""
+    dates = sorted(candidates)
+    by_sid = {sid: _scores_by_date(scores, sid, strategy.horizon_days)
+              for sid, (strategy, _) in strategies.items()}
+    no_score = pd.Series(dtype=float)
     frames = []
     for d in dates:
         base = candidates[d]
         for sid, (strategy, config_id) in sorted(strategies.items()):
-            mine = scores[(scores["strategy_id"] == sid)
-                          & (scores["horizon_days"] == strategy.horizon_days) & (scored == d)]
-            mine = mine.set_index("instrument_id")
-            with_score = base.assign(score=base["instrument_id"].map(mine["score"])
-                                     .astype(float))
+            mine = by_sid[sid].get(d, no_score)
+            with_score = base.assign(score=base["instrument_id"].map(mine).astype(float))
             frames.append(select_universe(with_score, strategy.universe, market_id=market_id,
                                           strategy_id=sid, as_of_date=d, config_id=config_id,
                                           validate=False))
     # validated once for the range: the same rows and types as validating each date's frame
     return (validate_frame(UNIVERSES, pd.concat(frames, ignore_index=True)) if frames
             else empty_frame("universes"))
+
+
+def _scores_by_date(scores: pd.DataFrame, strategy_id: str, horizon: int
+                    ) -> dict[pd.Timestamp, pd.Series]:
+    """Date -> the strategy's score of each instrument (index) at its horizon."""
+    mine = scores[(scores["strategy_id"] == strategy_id) & (scores["horizon_days"] == horizon)]
+    return {pd.Timestamp(d): g.set_index("instrument_id")["score"]
+            for d, g in mine.groupby(pd.to_datetime(mine["as_of_date"]), sort=False)}
 
 
 def reason_list(value: object) -> list[str]:

@@ -359,3 +359,36 @@ def test_candidates_of_a_range_equal_each_date_on_its_own():
 
 def rng_scores(frame: pd.DataFrame) -> np.ndarray:
     return np.random.default_rng(len(frame)).random(len(frame))
+
+
+def test_universes_of_a_range_equal_each_date_and_strategy_on_its_own():
+    from prometheus_dagster.engines.universe import universe_candidates_range
+    from prometheus_dagster.steps.common import lookback_start
+    from prometheus_dagster.steps.universe import select_universes_of, strategies_of
+
+    dates, t = _synthetic_universe_inputs()
+    dates = dates[-8:]
+    strategies = strategies_of("US_EQ")
+    ids = t["instruments"]["instrument_id"]
+    rng = np.random.default_rng(9)
+    scores = pd.concat([pd.DataFrame({"strategy_id": sid, "instrument_id": ids,
+                                      "as_of_date": d, "horizon_days": h,
+                                      "score": rng.random(len(ids))})
+                        for sid in strategies for d in dates[1:] for h in (5, 21)])
+    starts = [lookback_start(d, 131) for d in dates]
+    ranged = universe_candidates_range(dates, **t, history_starts=starts,
+                                       max_profile_age_days=120)
+    out = select_universes_of(ranged, scores, strategies, "US_EQ")
+    each = []
+    for d in dates:
+        for sid, (strategy, cid) in sorted(strategies.items()):
+            mine = scores[(scores["strategy_id"] == sid) & (scores["as_of_date"] == d)
+                          & (scores["horizon_days"] == strategy.horizon_days)]
+            score = ranged[d]["instrument_id"].map(mine.set_index("instrument_id")["score"])
+            each.append(select_universe(ranged[d].assign(score=score.astype(float)),
+                                        strategy.universe, market_id="US_EQ", strategy_id=sid,
+                                        as_of_date=d, config_id=cid))
+    pd.testing.assert_frame_equal(out, pd.concat(each, ignore_index=True))
+    first = out[out["as_of_date"] == dates[0]]
+    assert (first["tier"] == "EXCLUDED").all()  # no scores on the first date
+    assert (out["tier"] == "CORE").any()

@@ -99,7 +99,10 @@ def select_universe(candidates: pd.DataFrame, rules: UniverseRules, *, market_id
     long_side = "LONG" if rules.soft_target_policy == "EXCLUDE" else "BOTH"
     records: dict[str, dict[str, Any]] = {}
     eligible: list[tuple[float, str]] = []
-    for row in candidates.to_dict("records"):
+    # rows as dicts of Python scalars (what ``to_dict("records")`` gives, built faster)
+    columns = list(candidates.columns)
+    for values in zip(*(candidates[c].tolist() for c in columns), strict=True):
+        row = dict(zip(columns, values, strict=True))
         iid = str(row["instrument_id"])
         reasons, notes = hard_reasons(row, rules)
         score = _num(row["score"])
