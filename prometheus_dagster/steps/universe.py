@@ -68,8 +68,9 @@ def profile_age_days(strategies: Strategies) -> int:
 def universe_inputs(strategies: Strategies, scores_given: bool = False) -> Inputs:
     """What the universes of date D read: listings, issuers and all delistings up to D, the
     price history the strategies' history rule counts, D's liquidity, soft-target classes and
-    scores, the profiles young enough to count, and the previous universes (decision record).
-    ``scores_given``: the caller passes the scores (the backtest) and they are not read."""
+    scores, the profiles young enough to count (the decision records also read
+    ``PREVIOUS_UNIVERSE``). ``scores_given``: the caller passes the scores (the backtest) and
+    they are not read."""
     reads = [Read("instruments", reference=True), Read("issuers", reference=True),
              Read("corporate_actions", history=True, note="DELISTING actions up to D"),
              Read("prices_daily", sessions=sessions_covering(history_sessions(strategies))),
