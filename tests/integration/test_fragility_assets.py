@@ -414,7 +414,7 @@ def test_backtest_through_the_strict_time_machine(market):
 
 
 def test_a_peeking_engine_fails_the_strict_backtest(market, monkeypatch):
-    from prometheus_dagster.assets import backtest_loop
+    from prometheus_dagster.steps import backtest as backtest_loop
 
     wh, resources, assets, _ = market
     honest = backtest_loop.compute_universes

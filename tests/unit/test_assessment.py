@@ -464,3 +464,33 @@ def test_features_to_scores_on_the_small_market():
                                 market_id="US_EQ", config_id="c", model_id="m", config=cfg)
     assert len(out) == len(NAMES)
     assert out["fragility_penalty"].ge(0).all()
+
+
+def test_scores_of_a_range_equal_each_date_scored_on_its_own(model):
+    """Two model versions over a range, days without a model, two strategies with their own
+    fragility penalty: scoring the range at once (one predict call per version) gives the rows
+    of scoring each date on its own, to the bit."""
+    from prometheus_dagster.steps.assessment import score_features
+    from prometheus_dagster.steps.universe import strategies_of
+
+    later = fit_assessment_model(FEATS, LABELS, DAYS[135], CFG, sessions=DAYS)
+    models = {"v1": model, "v2": later}
+    rng = np.random.default_rng(3)
+    feats = FEATS.assign(fragility_measure=rng.random(len(FEATS)))
+    dates = [pd.Timestamp(d) for d in DAYS[118:150]]
+    versions = {d: {"name": "US_EQ.m", "version": "1" if d < DAYS[135] else "2",
+                    "source": "v1" if d < DAYS[135] else "v2"}
+                for d in dates if d >= DAYS[120]}
+    strategies = strategies_of("US_EQ")
+    assert len({s.fragility_penalty for s, _ in strategies.values()}) == 2
+    kw = dict(load=models.__getitem__, market_id="US_EQ", cfg=CFG, config_id="c",
+              strategies=strategies)
+    ranged, missing = score_features(feats[feats["as_of_date"].isin(dates)], dates, versions,
+                                     **kw)
+    alone = [score_features(feats[feats["as_of_date"] == d], [d], versions, **kw)
+             for d in dates]
+    assert missing == [d for d in dates if d < DAYS[120]] == [d for a in alone for d in a[1]]
+    pd.testing.assert_frame_equal(
+        ranged, pd.concat([a[0] for a in alone if len(a[0])], ignore_index=True))
+    assert set(ranged["model_id"]) == {"US_EQ.m/1", "US_EQ.m/2"}
+    assert ranged["fragility_penalty"].gt(0).any()

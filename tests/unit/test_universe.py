@@ -287,3 +287,108 @@ def test_universe_changes_name_the_reasons_of_stored_and_in_memory_rows():
                    "removed": {"B": ["adv_21d 4.9e+06 below min_adv 5e+06"],
                                "C": ["beyond max_size 60"]}}
     assert reason_list(None) == [] and reason_list("plain text") == ["plain text"]
+
+
+def _synthetic_universe_inputs() -> tuple[list[pd.Timestamp], dict[str, pd.DataFrame]]:
+    """A year of the embedded market's US_EQ listings, prices and delistings, with liquidity,
+    profiles and soft-target classes drawn for it (profiles every few weeks, some missing)."""
+    from prometheus_dagster.engines.synthetic_market import SyntheticMarket
+
+    market = SyntheticMarket()
+    prices = market.prices("US_EQ", "2022-06-01", "2023-03-31")
+    instruments = market.instruments("US_EQ")
+    issuers = market.issuers("US_EQ")
+    actions = market.corporate_actions("US_EQ", "2015-01-01", "2023-03-31")
+    days = sorted(pd.to_datetime(prices["date"]).unique())
+    dates = [pd.Timestamp(d) for d in days[-40:]]
+    rng = np.random.default_rng(5)
+    liquidity = prices.loc[pd.to_datetime(prices["date"]).isin(dates),
+                           ["instrument_id", "date"]].assign(
+        adv_21d=lambda f: rng.lognormal(15.5, 1.0, len(f)))
+    ids = issuers["issuer_id"].tolist()
+    stamps = pd.date_range("2022-06-03", "2023-03-31", freq="17D")
+    profiles = pd.DataFrame([(i, d) for i in ids for d in stamps if rng.random() > 0.3],
+                            columns=["issuer_id", "as_of_date"])
+    for flag in ("leverage_score", "earnings_quality_score", "liquidity_risk"):
+        profiles[flag] = np.where(rng.random(len(profiles)) < 0.05, np.nan,
+                                  rng.random(len(profiles)))
+    soft = pd.DataFrame([("ISSUER", i, d, rng.choice(["NONE", "WATCHLIST", "SOFT_TARGET"]))
+                         for i in ids for d in dates if rng.random() > 0.2],
+                        columns=["entity_type", "entity_id", "as_of_date",
+                                 "soft_target_class"])
+    return dates, dict(instruments=instruments, issuers=issuers,
+                       delistings=actions[actions["action_type"] == "DELISTING"],
+                       prices=prices[["instrument_id", "date", "close"]],
+                       liquidity=liquidity, profiles=profiles, soft_targets=soft)
+
+
+def test_candidates_of_a_range_equal_each_date_on_its_own():
+    from prometheus_dagster.engines.universe import (
+        universe_candidates,
+        universe_candidates_range,
+    )
+    from prometheus_dagster.engines.universe.schemas import UNIVERSES
+    from prometheus_dagster.steps.common import lookback_start
+
+    dates, t = _synthetic_universe_inputs()
+    starts = [lookback_start(d, 131) for d in dates]
+    ranged = universe_candidates_range(dates, **t, history_starts=starts,
+                                       max_profile_age_days=120)
+    no_scores = pd.DataFrame({"instrument_id": [], "as_of_date": [], "score": []})
+    rules = UniverseRules(min_adv=5e6, max_size=40, core_size=20, max_per_sector=6)
+    each, unchecked = [], []
+    for d, start in zip(dates, starts, strict=True):
+        alone = universe_candidates(d, **t, scores=no_scores, history_start=start,
+                                    max_profile_age_days=120)
+        # an all-missing soft-target column is float on its own and object in the range
+        pd.testing.assert_frame_equal(ranged[d], alone, check_dtype=False)
+        scored = rng_scores(alone)
+        each.append(select_universe(alone.assign(score=scored), rules,
+                                    **{**KW, "as_of_date": d}))
+        unchecked.append(select_universe(ranged[d].assign(score=scored), rules,
+                                         **{**KW, "as_of_date": d}, validate=False))
+    # the range is validated once: the same rows and types as each date validated alone
+    pd.testing.assert_frame_equal(
+        validate_frame(UNIVERSES, pd.concat(unchecked, ignore_index=True)),
+        pd.concat(each, ignore_index=True))
+    day = ranged[dates[-1]]
+    assert (day["status"] == "DELISTED").any() or len(t["delistings"]) == 0
+    assert day["has_profile"].any() and not day["has_profile"].all()
+    assert day["history_sessions"].max() > 100
+
+
+def rng_scores(frame: pd.DataFrame) -> np.ndarray:
+    return np.random.default_rng(len(frame)).random(len(frame))
+
+
+def test_universes_of_a_range_equal_each_date_and_strategy_on_its_own():
+    from prometheus_dagster.engines.universe import universe_candidates_range
+    from prometheus_dagster.steps.common import lookback_start
+    from prometheus_dagster.steps.universe import select_universes_of, strategies_of
+
+    dates, t = _synthetic_universe_inputs()
+    dates = dates[-8:]
+    strategies = strategies_of("US_EQ")
+    ids = t["instruments"]["instrument_id"]
+    rng = np.random.default_rng(9)
+    scores = pd.concat([pd.DataFrame({"strategy_id": sid, "instrument_id": ids,
+                                      "as_of_date": d, "horizon_days": h,
+                                      "score": rng.random(len(ids))})
+                        for sid in strategies for d in dates[1:] for h in (5, 21)])
+    starts = [lookback_start(d, 131) for d in dates]
+    ranged = universe_candidates_range(dates, **t, history_starts=starts,
+                                       max_profile_age_days=120)
+    out = select_universes_of(ranged, scores, strategies, "US_EQ")
+    each = []
+    for d in dates:
+        for sid, (strategy, cid) in sorted(strategies.items()):
+            mine = scores[(scores["strategy_id"] == sid) & (scores["as_of_date"] == d)
+                          & (scores["horizon_days"] == strategy.horizon_days)]
+            score = ranged[d]["instrument_id"].map(mine.set_index("instrument_id")["score"])
+            each.append(select_universe(ranged[d].assign(score=score.astype(float)),
+                                        strategy.universe, market_id="US_EQ", strategy_id=sid,
+                                        as_of_date=d, config_id=cid))
+    pd.testing.assert_frame_equal(out, pd.concat(each, ignore_index=True))
+    first = out[out["as_of_date"] == dates[0]]
+    assert (first["tier"] == "EXCLUDED").all()  # no scores on the first date
+    assert (out["tier"] == "CORE").any()

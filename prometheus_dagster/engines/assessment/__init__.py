@@ -1,5 +1,6 @@
 """The assessment engine: expected returns, scores, confidence and signals per instrument,
-date and horizon from alpha families combined by a point-in-time LightGBM model (SPEC §3.10).
+date and horizon from alpha families combined by a point-in-time LightGBM model
+(``docs/engines/assessment.md``).
 
 * ``inputs``: :class:`AssessmentInputs`, the warehouse frames the engine reads, checked.
 * ``features``: point-in-time value, momentum, quality, carry, low-vol, fragility and context

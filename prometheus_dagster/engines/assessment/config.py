@@ -52,6 +52,13 @@ def embedding_features(n: int) -> tuple[str, ...]:
     return tuple(f"{EMBEDDING_PREFIX}{i}" for i in range(n))
 
 
+# stress code of each regime label (0 calm .. 1 panic), the default of
+# ``features.regime_stress``
+REGIME_STRESS: dict[str, float] = {
+    "RISK_ON_LOW_VOL": 0.0, "RECOVERY": 0.25, "RISK_ON_HIGH_VOL": 0.5, "TRANSITION": 0.5,
+    "RISK_OFF_GRINDING": 0.75, "RISK_OFF_PANIC": 1.0}
+
+
 class FeatureSettings(StrictModel):
     """How raw characteristics become model features (point in time, per date)."""
 
@@ -67,6 +74,10 @@ class FeatureSettings(StrictModel):
     embedding_components: int = Field(4, ge=0, le=384, description="first components of the "
                                       "profile embedding used as context features")
     fragility_horizon_days: int = Field(21, ge=1, description="fragility_alpha horizon read")
+    regime_stress: dict[str, float] = Field(
+        default_factory=lambda: dict(REGIME_STRESS),
+        description="stress code of each regime label (0 calm .. 1 panic); a label not "
+                    "listed gives a missing regime_stress")
 
 
 class LabelSettings(StrictModel):
@@ -129,6 +140,8 @@ class WalkForwardConfig(StrictModel):
 
     n_folds: int = Field(4, ge=1)
     embargo_sessions: int = Field(5, ge=0)
+    min_names_per_date: int = Field(5, ge=2, description="a date with fewer predicted names "
+                                    "has no out-of-sample rank IC")
 
 
 class SignalConfig(StrictModel):
@@ -168,7 +181,8 @@ DEFAULT_FAMILIES: dict[str, tuple[str, ...]] = {
 
 @register_config_model("assessment")
 class AssessmentConfig(VersionedConfig):
-    """Assessment: expected returns, scores and signals per instrument (SPEC §3.10)."""
+    """Assessment: expected returns, scores and signals per instrument
+    (``docs/engines/assessment.md``)."""
 
     engine: Literal["assessment"] = "assessment"
     version: str = "1"

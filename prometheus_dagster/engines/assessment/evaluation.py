@@ -1,5 +1,6 @@
-"""Walk-forward out-of-sample predictions and their validation metrics (SPEC §3.10: score
-deciles monotone in forward returns, rank IC, IC by regime)."""
+"""Walk-forward out-of-sample predictions and their validation metrics
+(``docs/engines/assessment.md``: score deciles monotone in forward returns, rank IC, IC by
+regime)."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ from prometheus_dagster.engines.assessment.training import (
 PREDICTION_COLUMNS = ["instrument_id", "as_of_date", "horizon_days", "fold", "train_cut",
                       "prediction", "excess_return", "forward_return", "label_end_date",
                       "regime_label"]
-MIN_NAMES_PER_DATE = 5
+MIN_NAMES_PER_DATE = 5  # the default of walk_forward.min_names_per_date
 
 
 def walk_forward_predictions(features: pd.DataFrame, labels: pd.DataFrame,
@@ -68,12 +69,13 @@ def walk_forward_predictions(features: pd.DataFrame, labels: pd.DataFrame,
     return res[PREDICTION_COLUMNS]
 
 
-def _rank_ic(frame: pd.DataFrame, column: str) -> pd.Series:
+def _rank_ic(frame: pd.DataFrame, column: str,
+             min_names: int = MIN_NAMES_PER_DATE) -> pd.Series:
     """Spearman correlation of ``column`` with the excess return, per date (dates with at
-    least ``MIN_NAMES_PER_DATE`` names)."""
+    least ``min_names`` names)."""
     g = frame.groupby("as_of_date")
     size = g["excess_return"].transform("size")
-    f = frame[size >= MIN_NAMES_PER_DATE]
+    f = frame[size >= min_names]
     if f.empty:
         return pd.Series(dtype=float)
     ranks = pd.DataFrame({"p": f.groupby("as_of_date")[column].rank(),
@@ -105,7 +107,8 @@ def decile_means(frame: pd.DataFrame, column: str = "prediction") -> np.ndarray:
 
 
 def evaluate_predictions(preds: pd.DataFrame, regimes: pd.DataFrame | pd.Series | None = None,
-                         column: str = "prediction") -> dict[str, Any]:
+                         column: str = "prediction",
+                         min_names: int = MIN_NAMES_PER_DATE) -> dict[str, Any]:
     """Validation metrics of out-of-sample predictions (``walk_forward_predictions`` rows):
 
     * ``mean_rank_ic``, ``ic_std``, ``ic_t_stat`` (mean / sd x sqrt(dates); overlapping horizons
@@ -116,8 +119,10 @@ def evaluate_predictions(preds: pd.DataFrame, regimes: pd.DataFrame | pd.Series 
     * ``decile_means`` (10 values, lowest decile first) and ``decile_spearman`` (Spearman of
       decile number vs its mean excess return: 1 = monotone);
     * ``ic_by_regime``: label -> {mean_rank_ic, dates}, from ``regimes`` (as_of_date, regime_label
-      rows or a date-indexed Series) or the predictions' own regime_label."""
-    ic = _rank_ic(preds, column) if len(preds) else pd.Series(dtype=float)
+      rows or a date-indexed Series) or the predictions' own regime_label.
+
+    Rank ICs count the dates with at least ``min_names`` names."""
+    ic = _rank_ic(preds, column, min_names) if len(preds) else pd.Series(dtype=float)
     n = len(ic)
     out: dict[str, Any] = {"n_dates": int(n), "n_rows": int(len(preds))}
     out["mean_rank_ic"] = float(ic.mean()) if n else float("nan")

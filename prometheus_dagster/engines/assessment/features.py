@@ -42,9 +42,6 @@ from prometheus_dagster.engines.assessment.panel import (
 KEYS = ["instrument_id", "issuer_id", "as_of_date"]
 YEAR, HALF, MONTH = 252, 126, 21
 ANNUALISE = 4.0  # statements are quarterly
-# stress code of each regime label (0 calm .. 1 panic)
-REGIME_STRESS = {"RISK_ON_LOW_VOL": 0.0, "RECOVERY": 0.25, "RISK_ON_HIGH_VOL": 0.5,
-                 "TRANSITION": 0.5, "RISK_OFF_GRINDING": 0.75, "RISK_OFF_PANIC": 1.0}
 
 
 def session_grid(tables: dict[str, pd.DataFrame | None]) -> pd.DatetimeIndex:
@@ -122,7 +119,7 @@ def raw_features(inputs: AssessmentInputs, dates: Iterable[object],
     has = _asof(out, frag, ["soft_target_score", "tail_probability", "high_fragility"],
                 fs.max_context_age_days)
     notes.append((~has, "no fragility"))
-    has = _regime_features(out, t["regimes"], fs.max_context_age_days)
+    has = _regime_features(out, t["regimes"], fs.max_context_age_days, fs.regime_stress)
     notes.append((~has, "no regime"))
     out["fragility_measure"] = out["soft_target_score"] * out["tail_probability"]
     out["notes"] = _notes(notes, len(out))
@@ -245,7 +242,7 @@ def _profile_features(out: pd.DataFrame, profiles: pd.DataFrame | None, max_age_
 
 
 def _regime_features(out: pd.DataFrame, regimes: pd.DataFrame | None,
-                     max_age_days: int) -> np.ndarray:
+                     max_age_days: int, stress: dict[str, float]) -> np.ndarray:
     if regimes is None or regimes.empty:
         out["regime_label"] = None
         out["regime_confidence"] = np.nan
@@ -255,7 +252,7 @@ def _regime_features(out: pd.DataFrame, regimes: pd.DataFrame | None,
     has = _merge_backward(out, right[["_known", "regime_label", "regime_confidence"]],
                           ["regime_label", "regime_confidence"], max_age_days, by=None)
     out["regime_confidence"] = out["regime_confidence"].astype(float)
-    out["regime_stress"] = out["regime_label"].map(REGIME_STRESS).astype(float)
+    out["regime_stress"] = out["regime_label"].map(stress).astype(float)
     return has
 
 

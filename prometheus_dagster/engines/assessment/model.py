@@ -171,7 +171,7 @@ def fit_assessment_model(features: pd.DataFrame, labels: pd.DataFrame, valid_fro
             h, train_booster(rows, names, cfg), int(len(rows)),
             int(rows["as_of_date"].nunique()), _day(rows["as_of_date"].min()),
             _day(rows["label_end_date"].max()), return_scale(rows, cfg.labels),
-            evaluate_predictions(preds))
+            evaluate_predictions(preds, min_names=cfg.walk_forward.min_names_per_date))
     if not horizons:
         raise AssessmentTrainingError("assessment config names no horizon")
     return AssessmentModel(

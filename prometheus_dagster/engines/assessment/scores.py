@@ -56,12 +56,25 @@ def confidence(values: pd.Series, by: pd.Series, ic: float, full_ic: float) -> n
     return erf(np.abs(z) / math.sqrt(2.0)) * skill
 
 
+ModelOutputs = tuple[dict[int, np.ndarray], dict[int, pd.DataFrame]]
+
+
+def model_outputs(features: pd.DataFrame, model: AssessmentModel) -> ModelOutputs:
+    """(predictions, family contributions) per horizon of every row of ``features``: one
+    predict call for all of its dates and names, shared by every strategy scored with it."""
+    f = features.reset_index(drop=True)
+    return model.predict(f), model.contributions(f)
+
+
 def instrument_score_rows(features: pd.DataFrame, model: AssessmentModel, *, strategy_id: str,
                           market_id: str, config_id: str, model_id: str,
                           fragility_penalty: float | None = None,
-                          config: AssessmentConfig | None = None) -> pd.DataFrame:
+                          config: AssessmentConfig | None = None,
+                          outputs: ModelOutputs | None = None) -> pd.DataFrame:
     """One validated ``instrument_scores`` row per feature row and model horizon
-    (``fragility_penalty``: the weight; default the config's)."""
+    (``fragility_penalty``: the weight; default the config's; ``outputs``: the model's
+    ``model_outputs`` of ``features`` when already computed). Scores and confidence are
+    cross-sectional per date, so one call for many dates equals one call per date."""
     cfg = config or AssessmentConfig()
     weight = cfg.fragility_penalty if fragility_penalty is None else float(fragility_penalty)
     if features.empty:
@@ -70,8 +83,7 @@ def instrument_score_rows(features: pd.DataFrame, model: AssessmentModel, *, str
     f = features.reset_index(drop=True)
     measure = (f["fragility_measure"].to_numpy(dtype=float) if "fragility_measure" in f
                else np.full(len(f), np.nan))
-    preds = model.predict(f)
-    contrib = model.contributions(f)
+    preds, contrib = outputs if outputs is not None else model_outputs(f, model)
     families = [*model.families, BIAS]
     frames = []
     for h, raw in preds.items():

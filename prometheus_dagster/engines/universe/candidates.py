@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+import numpy as np
 import pandas as pd
 
 from prometheus_dagster.engines.universe.select import CANDIDATE_COLUMNS
@@ -69,3 +72,121 @@ def universe_candidates(day: pd.Timestamp, *, instruments: pd.DataFrame, issuers
     out["soft_target_class"] = issuer.map(soft)
     out["score"] = iid.map(score).astype(float)
     return out[list(CANDIDATE_COLUMNS)].reset_index(drop=True)
+
+
+def _positions(index: pd.Index, values: pd.Series) -> np.ndarray:
+    """Position of each value in ``index`` (-1 when absent)."""
+    return index.get_indexer(pd.Index(values))
+
+
+def _latest_on_or_before(keys: np.ndarray, dated: np.ndarray, n_keys: int,
+                         days: np.ndarray) -> np.ndarray:
+    """Row of the newest entry per (day, key) dated on or before the day, -1 when none
+    (``keys``: the key position of each row, -1 rows ignored)."""
+    out = np.full((len(days), n_keys), -1, dtype=np.int64)
+    keep = (keys >= 0) & ~np.isnat(dated)
+    rows = np.flatnonzero(keep)
+    order = rows[np.lexsort((dated[rows], keys[rows]))]
+    bounds = np.searchsorted(keys[order], np.arange(n_keys + 1))
+    for k in range(n_keys):
+        mine = order[bounds[k]:bounds[k + 1]]
+        if len(mine):
+            at = np.searchsorted(dated[mine], days, side="right") - 1
+            out[:, k] = np.where(at >= 0, mine[np.maximum(at, 0)], -1)
+    return out
+
+
+def _on_day(values: pd.Series, col: np.ndarray, dated: np.ndarray, days: pd.DatetimeIndex,
+            n: int, fill: object = np.nan, dtype: object = float) -> np.ndarray:
+    """A (day, key) matrix of ``values`` dated exactly on each day."""
+    out = np.full((len(days), n), fill, dtype=dtype)
+    t = days.get_indexer(pd.DatetimeIndex(dated))
+    ok = (t >= 0) & (col >= 0)
+    out[t[ok], col[ok]] = values.to_numpy()[ok]
+    return out
+
+
+def universe_candidates_range(dates: Sequence[pd.Timestamp], *, instruments: pd.DataFrame,
+                              issuers: pd.DataFrame, delistings: pd.DataFrame,
+                              prices: pd.DataFrame, liquidity: pd.DataFrame,
+                              profiles: pd.DataFrame, soft_targets: pd.DataFrame,
+                              history_starts: Sequence[pd.Timestamp] | None = None,
+                              max_profile_age_days: int | None = None
+                              ) -> dict[pd.Timestamp, pd.DataFrame]:
+    """``universe_candidates`` of every date of ``dates`` (without scores: ``score`` is NaN)
+    in one pass over the inputs: per date the same rows and values as calling it date by
+    date (``history_starts[i]`` is the ``history_start`` of ``dates[i]``)."""
+    days = pd.DatetimeIndex([pd.Timestamp(d) for d in dates])
+    base = instruments[["instrument_id", "issuer_id", "asset_class"]].merge(
+        issuers[["issuer_id", "sector"]], on="issuer_id", how="left")
+    ids = pd.Index(instruments["instrument_id"]).unique()
+    names = pd.Index(base["issuer_id"].dropna()).unique()
+    col = _positions(ids, base["instrument_id"])
+    icol = _positions(names, base["issuer_id"])
+    day_ns = days.to_numpy(dtype="datetime64[ns]")
+
+    # status on each day: listed after it, or delisted on or before it
+    listed = pd.Series(_dates(instruments["listed_date"]).to_numpy(),
+                       index=instruments["instrument_id"].to_numpy())
+    gone = _dates(delistings["date"])
+    first_gone = pd.Series(gone.to_numpy(), index=delistings["instrument_id"].to_numpy())
+    first_gone = first_gone.dropna().groupby(level=0).min()
+    lst = base["instrument_id"].map(listed).to_numpy(dtype="datetime64[ns]")
+    dl = base["instrument_id"].map(first_gone).to_numpy(dtype="datetime64[ns]")
+    status = np.where(dl[None, :] <= day_ns[:, None], "DELISTED",
+                      np.where(lst[None, :] > day_ns[:, None], "NOT_LISTED", "ACTIVE"))
+
+    # price rows in [history_start, day] per instrument
+    p_dated = _dates(prices["date"]).to_numpy(dtype="datetime64[ns]")
+    p_col = _positions(ids, prices["instrument_id"])
+    starts = (np.full(len(days), np.datetime64("NaT"), dtype="datetime64[ns]")
+              if history_starts is None else
+              pd.DatetimeIndex(list(history_starts)).to_numpy(dtype="datetime64[ns]"))
+    history = np.zeros((len(days), len(ids)), dtype=np.int64)
+    keep = (p_col >= 0) & ~np.isnat(p_dated)
+    rows = np.flatnonzero(keep)
+    order = rows[np.lexsort((p_dated[rows], p_col[rows]))]
+    bounds = np.searchsorted(p_col[order], np.arange(len(ids) + 1))
+    has_start = ~np.isnat(starts)
+    for k in range(len(ids)):
+        mine = p_dated[order[bounds[k]:bounds[k + 1]]]
+        hi = np.searchsorted(mine, day_ns, side="right")
+        lo = np.where(has_start, np.searchsorted(mine, starts, side="left"), 0)
+        history[:, k] = np.maximum(hi - lo, 0)
+
+    close = _on_day(prices["close"], p_col, p_dated, days, len(ids))
+    adv = _on_day(liquidity["adv_21d"], _positions(ids, liquidity["instrument_id"]),
+                  _dates(liquidity["date"]).to_numpy(dtype="datetime64[ns]"), days, len(ids))
+    soft = soft_targets[soft_targets["entity_type"] == "ISSUER"]
+    soft_class = _on_day(soft["soft_target_class"], _positions(names, soft["entity_id"]),
+                         _dates(soft["as_of_date"]).to_numpy(dtype="datetime64[ns]"), days,
+                         len(names), dtype=object)
+
+    # the newest profile on or before the day, and not older than the age limit
+    pr_dated = _dates(profiles["as_of_date"]).to_numpy(dtype="datetime64[ns]")
+    latest = _latest_on_or_before(_positions(names, profiles["issuer_id"]), pr_dated,
+                                  len(names), day_ns)
+    if max_profile_age_days is not None:
+        oldest = day_ns - np.timedelta64(int(max_profile_age_days), "D")
+        seen = np.where(latest >= 0, pr_dated[np.maximum(latest, 0)], np.datetime64("NaT"))
+        latest = np.where(seen >= oldest[:, None], latest, -1)
+
+    frames: dict[pd.Timestamp, pd.DataFrame] = {}
+    known = icol >= 0
+    for t, day in enumerate(days):
+        out = base.copy()
+        iss = np.where(known, latest[t, np.maximum(icol, 0)], -1)
+        out["status"] = status[t]
+        out["close"] = np.where(col >= 0, close[t, np.maximum(col, 0)], np.nan)
+        out["adv_21d"] = np.where(col >= 0, adv[t, np.maximum(col, 0)], np.nan)
+        out["history_sessions"] = np.where(col >= 0, history[t, np.maximum(col, 0)], 0)
+        out["has_profile"] = iss >= 0
+        for flag in FLAG_COLUMNS:
+            values = (profiles[flag].to_numpy(dtype=float) if flag in profiles
+                      else np.full(len(profiles), np.nan))
+            out[flag] = np.where(iss >= 0, values[np.maximum(iss, 0)] if len(values)
+                                 else np.nan, np.nan)
+        out["soft_target_class"] = np.where(known, soft_class[t, np.maximum(icol, 0)], np.nan)
+        out["score"] = np.nan
+        frames[day] = out[list(CANDIDATE_COLUMNS)].reset_index(drop=True)
+    return frames

@@ -1,5 +1,6 @@
 """Universe rules of one strategy: hard filters, quality screens, soft-target handling and
-the ranking caps (SPEC §3.11). Strategies embed a ``UniverseRules`` in their own config."""
+the ranking caps (``docs/engines/universe.md``). Strategies embed a ``UniverseRules`` in their
+own config."""
 
 from __future__ import annotations
 
@@ -23,6 +24,9 @@ class UniverseRules(StrictModel):
     min_price: float = Field(1.0, ge=0, description="minimum close")
     min_history_sessions: int = Field(126, ge=0, description="minimum sessions of history")
     require_profile: bool = Field(True, description="only names with a profile")
+    max_profile_age_days: int = Field(120, ge=0, description="an older profile does not "
+                                      "count as coverage (the market's strategies share the "
+                                      "longest of theirs)")
     exclusion_list: tuple[str, ...] = Field((), description="instrument or issuer ids excluded")
     max_leverage_score: float = Field(0.9, ge=0, le=1)
     max_earnings_quality_score: float = Field(0.9, ge=0, le=1)
