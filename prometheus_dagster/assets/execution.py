@@ -16,7 +16,6 @@ from dagster import (
 
 from prometheus_dagster.assets.common import register_config, run_dates, write_decisions
 from prometheus_dagster.assets.lineage import asset_deps, declare, step_name
-from prometheus_dagster.assets.universe import register_strategies
 from prometheus_dagster.core.config import load_engine_config
 from prometheus_dagster.core.partitions import market_partitions_def
 from prometheus_dagster.engines.execution import ExecutionConfig
@@ -30,6 +29,7 @@ from prometheus_dagster.steps.execution import (  # noqa: F401  (re-exported)
     paper_inputs,
     stale_after,
 )
+from prometheus_dagster.steps.universe import register_strategies
 
 GROUP = "execution"
 ASSET = "paper_execution"

@@ -10,7 +10,6 @@ from dagster import AssetExecutionContext, AssetKey, AssetsDefinition, BackfillP
 
 from prometheus_dagster.assets.common import run_dates, write_decisions
 from prometheus_dagster.assets.lineage import asset_deps, declare, step_name
-from prometheus_dagster.assets.universe import register_strategies
 from prometheus_dagster.core.partitions import market_partitions_def
 from prometheus_dagster.core.schemas import empty_frame
 from prometheus_dagster.resources.io_manager import WarehouseResource
@@ -24,6 +23,7 @@ from prometheus_dagster.steps.portfolio import (  # noqa: F401  (compute_targets
     compute_targets_chunked,
 )
 from prometheus_dagster.steps.portfolio_report import REPORT_INPUTS, compute_risk_reports
+from prometheus_dagster.steps.universe import register_strategies
 
 GROUP = "portfolio"
 

@@ -25,10 +25,6 @@ import pandas as pd
 
 import prometheus_dagster.engines.regime  # noqa: F401  (declares the tables annotate reads)
 import prometheus_dagster.engines.stability  # noqa: F401
-
-# compute_targets moves to the step layer with the portfolio engine; until then it is the one
-# import from an asset module
-from prometheus_dagster.assets.portfolio import compute_targets
 from prometheus_dagster.core.calendars import trading_calendar
 from prometheus_dagster.core.config import load_engine_config
 from prometheus_dagster.core.errors import ConfigError
@@ -42,6 +38,10 @@ from prometheus_dagster.engines.risk import RiskModelConfig, estimate_risk_model
 from prometheus_dagster.engines.strategy import StrategyConfig, portfolio_id
 from prometheus_dagster.steps.assessment import compute_scores, score_inputs
 from prometheus_dagster.steps.common import register_config
+
+# compute_targets moves to the step layer with the portfolio engine; until then it is the one
+# import from an asset module
+from prometheus_dagster.steps.portfolio import compute_targets
 from prometheus_dagster.steps.risk import (
     STORED_RISK_INPUTS,
     load_risk_models,

@@ -273,7 +273,7 @@ def test_candidates_are_point_in_time():
 
 
 def test_universe_changes_name_the_reasons_of_stored_and_in_memory_rows():
-    from prometheus_dagster.assets.universe import reason_list, universe_changes
+    from prometheus_dagster.steps.universe import reason_list, universe_changes
 
     before = pd.DataFrame({"instrument_id": ["A", "B", "C"], "tier": ["CORE"] * 3,
                            "reasons": [[], [], []]})
