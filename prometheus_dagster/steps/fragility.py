@@ -63,7 +63,7 @@ def read_paths(reader: Any, market_id: str, dates: list[pd.Timestamp],
     with its set's name and family), of ``instruments`` only when given; one query per
     table."""
     window = InputWindow(reader, PATHS_INPUTS, market_id, dates)
-    where = {} if instruments is None else {"instrument_id": instruments}
+    where: dict[str, Any] = {} if instruments is None else {"instrument_id": instruments}
     sets = window.frame("scenario_sets", columns=["as_of_date", "set_id", "name", "family"])
     paths = window.frame("scenario_paths", columns=["as_of_date", "set_id", "path_id",
                                                     "instrument_id", "cumulative_return"],

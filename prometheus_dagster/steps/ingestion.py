@@ -121,7 +121,7 @@ def _gate_context(source: Any, reader: Any, table: str, market_id: str | None,
     """What the gate compares a delivery with: stored keys, prices history, corporate actions."""
     schema = get_schema(table)
     part = schema.partition_column
-    keys = [part, *[k for k in schema.primary_key if k != part]]
+    keys = [str(part), *[k for k in schema.primary_key if k != part]]
     window = InputWindow(reader, ingestion_inputs(table, market_id, history_sessions),
                          market_id or GLOBAL, dates)
     if table != "prices_daily" or market_id is None:

@@ -34,6 +34,10 @@ def tiny_config_dir(tmp: Path) -> Path:
     body = {**base, **{k: v for k, v in SYNTHETIC.items() if k != "markets"}}
     body["markets"] = {m: {**base["markets"][m], **v} for m, v in SYNTHETIC["markets"].items()}
     (dst / "engines" / "synthetic_market.yaml").write_text(yaml.safe_dump(body))
+    enc = yaml.safe_load((dst / "engines" / "encoders.yaml").read_text())
+    enc["numeric"]["training"]["epochs"] = 2  # lineage needs trained models, not good ones
+    enc["joint"]["training"]["epochs"] = 2
+    (dst / "engines" / "encoders.yaml").write_text(yaml.safe_dump(enc))
     return dst
 
 
