@@ -341,6 +341,9 @@ def _child(args: list[str]) -> None:
     else:
         sessions = int(args[2])
         out = _run(home, sessions, args[3] if len(args) > 3 else None)
+        # also kept in the home, readable while the later runs of a long benchmark go on
+        name = f"run-{out['day']}.json" if out["day"] else f"run-{sessions}-sessions.json"
+        (home / name).write_text(json.dumps(out))
     print("RESULT " + json.dumps(out))
 
 
