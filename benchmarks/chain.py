@@ -59,19 +59,27 @@ def fit_line(sessions: list[int], seconds: list[float]) -> tuple[float, float]:
     return my - slope * mx, slope
 
 
-def fit_costs(runs: list[dict]) -> dict[str, dict[str, float]]:
+def fit_costs(runs: list[dict]) -> dict[str, dict[str, float | None]]:
     """Per step, and for the chain's wall time, Dagster's storage and the time outside the
     steps: the fixed and per-session seconds of the single runs (``sessions``, ``wall_s``,
-    ``storage_s``, ``steps``: step -> seconds); a step missing from a run counts as 0 s."""
-    xs = [r["sessions"] for r in runs]
-    names = sorted({s for r in runs for s in r["steps"]})
-    series = {s: [r["steps"].get(s, 0.0) for r in runs] for s in names}
-    series["chain (wall)"] = [r["wall_s"] for r in runs]
-    series["Dagster storage"] = [r["storage_s"] for r in runs]
-    series["outside the steps"] = [r["wall_s"] - sum(r["steps"].values()) for r in runs]
-    out = {}
-    for name, ys in series.items():
-        fixed, per_session = fit_line(xs, ys)
+    ``storage_s``, ``success``, ``steps``: step -> seconds of the steps that succeeded).
+    A step is fitted over the runs it succeeded in, the totals over the runs that succeeded
+    (all runs when fewer than two sizes did); without two sizes the costs are None."""
+    ok = [r for r in runs if r.get("success", True)]
+    whole = ok if len({r["sessions"] for r in ok}) >= 2 else runs
+    series: dict[str, list[tuple[int, float]]] = {
+        name: [(r["sessions"], r["steps"][name]) for r in runs if name in r["steps"]]
+        for name in sorted({s for r in runs for s in r["steps"]})}
+    series["chain (wall)"] = [(r["sessions"], r["wall_s"]) for r in whole]
+    series["Dagster storage"] = [(r["sessions"], r["storage_s"]) for r in whole]
+    series["outside the steps"] = [(r["sessions"], r["wall_s"] - sum(r["steps"].values()))
+                                   for r in whole]
+    out: dict[str, dict[str, float | None]] = {}
+    for name, points in series.items():
+        if len({x for x, _ in points}) < 2:
+            out[name] = {"fixed_s": None, "per_session_s": None}
+            continue
+        fixed, per_session = fit_line([x for x, _ in points], [y for _, y in points])
         out[name] = {"fixed_s": fixed, "per_session_s": per_session}
     return out
 
@@ -99,19 +107,21 @@ def format_table(result: dict) -> str:
 
     def row(name: str, per_run: list[float | None], per_partition: float | None) -> str:
         f = fit[name]
-        share = projection(f) / chain_projection if chain_projection > 0 else None
+        share = projection(f) / chain_projection \
+            if f["fixed_s"] is not None and chain_projection > 0 else None
         cells = [name, _fmt(f["fixed_s"]), _fmt(f["per_session_s"]), *map(_fmt, per_run),
                  _fmt(per_partition), "-" if share is None else f"{share:.0%}"]
         return "| " + " | ".join(cells) + " |"
 
     def partition_mean(get) -> float | None:
-        values = [get(r) for r in partition_runs]
+        values = [v for v in map(get, partition_runs) if v is not None]
         return sum(values) / len(values) if values else None
 
-    steps = sorted((s for s in fit if s not in totals), key=lambda s: -fit[s]["per_session_s"])
+    steps = sorted((s for s in fit if s not in totals),
+                   key=lambda s: (fit[s]["per_session_s"] is None, -(fit[s]["per_session_s"] or 0)))
     for s in steps:
-        lines.append(row(s, [r["steps"].get(s, 0.0) for r in runs],
-                         partition_mean(lambda r, s=s: r["steps"].get(s, 0.0))))
+        lines.append(row(s, [r["steps"].get(s) for r in runs],
+                         partition_mean(lambda r, s=s: r["steps"].get(s))))
     lines.append(row("chain (wall)", [r["wall_s"] for r in runs],
                      partition_mean(lambda r: r["wall_s"])))
     lines.append(row("Dagster storage", [r["storage_s"] for r in runs],
@@ -145,7 +155,7 @@ def format_table(result: dict) -> str:
     return "\n".join(lines)
 
 
-def projection(fit: dict[str, float], sessions: int = PROJECTED_SESSIONS) -> float:
+def projection(fit: dict, sessions: int = PROJECTED_SESSIONS) -> float:
     return fit["fixed_s"] + sessions * fit["per_session_s"]
 
 
@@ -318,7 +328,8 @@ def _run(home: Path, sessions: int, day: str | None) -> dict:
     wall = time.perf_counter() - t
     steps = {s.step_key: round(s.end_time - s.start_time, 3)
              for s in instance.get_run_step_stats(result.run_id)
-             if s.start_time is not None and s.end_time is not None}
+             if s.status is not None and s.status.value == "SUCCESS"
+             and s.start_time is not None and s.end_time is not None}
     step_assets: dict[str, set[str]] = {}
     for e in result.all_events:
         if e.event_type_value == "ASSET_MATERIALIZATION":

@@ -55,11 +55,25 @@ def test_fit_costs_splits_steps_chain_storage_and_time_outside_steps() -> None:
     assert fit["Dagster storage"]["per_session_s"] == pytest.approx(0.0509, rel=1e-3)
 
 
-def test_a_step_missing_from_a_run_counts_as_zero() -> None:
-    runs = [_run(5, 10.0, 1.0, {"a": 5.0}), _run(21, 30.0, 2.0, {"a": 9.0, "b": 16.0})]
+def test_a_step_is_fitted_over_the_runs_it_succeeded_in_and_totals_over_successful_runs(
+) -> None:
+    failed = {**_run(63, 90.0, 3.0, {"a": 34.0}), "success": False,
+              "failures": ["b: no tradable candidate"]}
+    runs = [_run(5, 10.0, 1.0, {"a": 5.0, "b": 4.0}), _run(21, 30.0, 2.0, {"a": 13.0, "b": 16.0}),
+            failed]
     fit = fit_costs(runs)
-    assert fit["b"]["per_session_s"] == pytest.approx(1.0)
-    assert fit["b"]["fixed_s"] == pytest.approx(-5.0)
+    assert fit["a"]["fixed_s"] == pytest.approx(2.5)  # 5, 13, 34 s at 5, 21, 63 sessions
+    assert fit["a"]["per_session_s"] == pytest.approx(0.5)
+    assert fit["b"]["per_session_s"] == pytest.approx(0.75)  # only the two runs it ran in
+    assert fit["b"]["fixed_s"] == pytest.approx(0.25)
+    assert fit["chain (wall)"]["per_session_s"] == pytest.approx(1.25)  # the failed run left out
+    lonely = fit_costs([runs[0], _run(21, 30.0, 2.0, {"a": 13.0})])
+    assert lonely["b"] == {"fixed_s": None, "per_session_s": None}
+    table = format_table({"market": "US_EQ", "names": 30, "runs": runs, "fit": fit})
+    assert "FAILED: b: no tradable candidate" in table
+    lonely_table = format_table({"market": "US_EQ", "names": 30, "fit": lonely,
+                                 "runs": [runs[0], _run(21, 30.0, 2.0, {"a": 13.0})]})
+    assert "| b | - | - | 4.000 | - | - | - |" in lonely_table
 
 
 def test_table_sorts_steps_by_per_session_cost_and_ends_with_the_projection() -> None:
