@@ -132,7 +132,7 @@ def format_table(result: dict) -> str:
     for r in runs:
         lines.append(f"- S={r['sessions']}: {r['events']} events written, peak RSS "
                      f"{r['peak_rss_mb']:.0f} MB (before the run {r['rss_before_mb']:.0f} MB)"
-                     + ("" if r["success"] else f"; FAILED: {'; '.join(r['failures'])}"))
+                     + ("" if r["success"] else f"; FAILED: {_failures(r)}"))
     if partition_runs:
         events = partition_mean(lambda r: r["events"])
         rss = max(r["peak_rss_mb"] for r in partition_runs)
@@ -153,6 +153,12 @@ def format_table(result: dict) -> str:
                   f"{chain['fixed_s']:.1f} s + {PROJECTED_SESSIONS:,} x "
                   f"{chain['per_session_s']:.3f} s = {_duration(chain_projection)}{baseline}"])
     return "\n".join(lines)
+
+
+def _failures(run: dict) -> str:
+    """Each failed step with the last line of its error chain (the product's own error)."""
+    return "; ".join(f"{f.split(':')[0]}: {f.strip().splitlines()[-1].strip()}"
+                     for f in run["failures"])
 
 
 def projection(fit: dict, sessions: int = PROJECTED_SESSIONS) -> float:

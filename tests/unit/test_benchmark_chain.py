@@ -58,7 +58,8 @@ def test_fit_costs_splits_steps_chain_storage_and_time_outside_steps() -> None:
 def test_a_step_is_fitted_over_the_runs_it_succeeded_in_and_totals_over_successful_runs(
 ) -> None:
     failed = {**_run(63, 90.0, 3.0, {"a": 34.0}), "success": False,
-              "failures": ["b: no tradable candidate"]}
+              "failures": ["b: DagsterExecutionStepExecutionError: Error occurred while "
+                           'executing op "b":\n      DataSchemaError: no tradable candidate']}
     runs = [_run(5, 10.0, 1.0, {"a": 5.0, "b": 4.0}), _run(21, 30.0, 2.0, {"a": 13.0, "b": 16.0}),
             failed]
     fit = fit_costs(runs)
@@ -70,7 +71,7 @@ def test_a_step_is_fitted_over_the_runs_it_succeeded_in_and_totals_over_successf
     lonely = fit_costs([runs[0], _run(21, 30.0, 2.0, {"a": 13.0})])
     assert lonely["b"] == {"fixed_s": None, "per_session_s": None}
     table = format_table({"market": "US_EQ", "names": 30, "runs": runs, "fit": fit})
-    assert "FAILED: b: no tradable candidate" in table
+    assert "FAILED: b: DataSchemaError: no tradable candidate" in table
     lonely_table = format_table({"market": "US_EQ", "names": 30, "fit": lonely,
                                  "runs": [runs[0], _run(21, 30.0, 2.0, {"a": 13.0})]})
     assert "| b | - | - | 4.000 | - | - | - |" in lonely_table
