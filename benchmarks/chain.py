@@ -9,9 +9,11 @@ warehouse, the research Dagster instance):
 
 1. prepare, as the demo does (its ``history_tasks``, ``training_tasks``, ``daily_tasks``): the
    reference data, ingestion, features and text embeddings of the ~600 days before the longest
-   window, the market's refits for every period of that window, the macro series over it;
+   window, the market's refits for every period of that window, the macro series over it,
+   and an untimed run of the daily job on the session before that window;
 2. run the market's daily job (every asset of ``<MARKET>_daily``, the GLOBAL brief and macro
-   series excepted) as ONE single-run backfill over the last S sessions, for each S, ascending;
+   series excepted) as ONE single-run backfill over the last S sessions, for each S, longest
+   first;
 3. run it as one run per partition for the last ``--per-partition`` sessions (the baseline).
 
 Each run happens in its own subprocess: seconds per step from Dagster's step stats, events
@@ -19,8 +21,10 @@ written and seconds inside Dagster's storage (``_StorageClock``), peak RSS of th
 A least-squares line over the S values splits each step's seconds into a fixed cost per run
 and a cost per session; the chain's line projects a 5,040-session (20-year) backfill.
 Results: ``benchmarks/results/chain.json`` and ``chain.md``. The runs of a home share its
-warehouse: a window's first session reads what an earlier (shorter) run left after it, as a
-daily chain re-run over a range does.
+warehouse: every window's first session reads the previous session's books and portfolios
+left by the warm-up or by the longer run before it, as a daily chain re-run over a range does
+(a window started with no books before it can fail where one with books does not: at 120
+names, target_portfolios found no tradable candidate on a late-December session).
 """
 
 from __future__ import annotations
@@ -392,7 +396,7 @@ def bench_names(names: int, sizes: list[int], per_partition: int, market: str,
     setup = json.loads((home / "chain_setup.json").read_text())
     result["window"] = f"{setup['window_start']}...{setup['end']}"
     result["runs"] = []
-    for s in sorted(sizes):
+    for s in sorted(sizes, reverse=True):
         run = _subprocess(["run", str(home), str(s)])
         result["runs"].append(run)
         print(f"    one run over {s} sessions: {run['wall_s']} s (storage {run['storage_s']} s, "
