@@ -23,8 +23,7 @@ and a cost per session; the chain's line projects a 5,040-session (20-year) back
 Results: ``benchmarks/results/chain.json`` and ``chain.md``. The runs of a home share its
 warehouse: every window's first session reads the previous session's books and portfolios
 left by the warm-up or by the longer run before it, as a daily chain re-run over a range does
-(a window started with no books before it can fail where one with books does not: at 120
-names, target_portfolios found no tradable candidate on a late-December session).
+(see the README for a window that failed without them).
 """
 
 from __future__ import annotations
