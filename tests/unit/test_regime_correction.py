@@ -39,7 +39,8 @@ def _quiet_slide() -> RegionInputs:
 
 def _config(correction: float | None) -> RegimeConfig:
     return RegimeConfig(model={"features": INDEX_FEATURES,
-                               "labelling": {"correction_drawdown": correction}})
+                               "labelling": {"correction_drawdown": correction,
+                                             "correction_trend": 0.0}})
 
 
 def _path(correction: float | None) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
@@ -88,7 +89,8 @@ def test_a_bounce_inside_the_correction_does_not_end_it(with_and_without) -> Non
     rows, features, _ = with_and_without["on"]
     after = features.index > features.index[features["drawdown"] <= -0.10][-1]
     back = features.index[after & (features["drawdown"] > -0.05).to_numpy()][0]
-    bounce = after & (features.index < back)
+    # still falling over the short window (the trend condition of `_config`)
+    bounce = after & (features.index < back) & (features["ret_short"] <= 0.0).to_numpy()
     recovered = (features.index >= back) & (features.index < back + pd.Timedelta(days=14))
     assert bounce.sum() >= 3 and recovered.sum() >= 3
     assert rows.loc[bounce, "raw_label"].isin(RISK_OFF_LABELS).all()
@@ -99,12 +101,18 @@ def test_a_bounce_inside_the_correction_does_not_end_it(with_and_without) -> Non
 
 def test_in_correction_thresholds() -> None:
     rules = Labelling(correction_drawdown=-0.10, correction_release=-0.05)
-    assert in_correction(-0.10, -0.10, rules)
-    assert not in_correction(-0.09, -0.09, rules)
-    assert in_correction(-0.06, -0.12, rules)         # a bounce after reaching -10%
-    assert not in_correction(-0.04, -0.12, rules)     # back within 5% of the high
-    assert not in_correction(float("nan"), -0.12, rules)
-    assert not in_correction(-0.5, -0.5, Labelling(correction_drawdown=None))
+    assert in_correction(-0.10, -0.10, None, rules)
+    assert not in_correction(-0.09, -0.09, None, rules)
+    assert in_correction(-0.06, -0.12, None, rules)         # a bounce after reaching -10%
+    assert not in_correction(-0.04, -0.12, None, rules)     # back within 5% of the high
+    assert not in_correction(float("nan"), -0.12, None, rules)
+    assert not in_correction(-0.5, -0.5, None, Labelling(correction_drawdown=None))
+    # with a trend condition: a fall under way, not the depth an old sell-off left behind
+    falling = Labelling(correction_drawdown=-0.10, correction_trend=0.0)
+    assert in_correction(-0.12, -0.12, -0.03, falling)
+    assert in_correction(-0.07, -0.12, -0.01, falling)
+    assert not in_correction(-0.12, -0.20, 0.02, falling)
+    assert not in_correction(-0.12, -0.12, None, falling)
 
 
 def test_correction_settings_are_validated_and_change_the_config_id() -> None:

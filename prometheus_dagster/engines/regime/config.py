@@ -89,6 +89,9 @@ class Labelling(StrictModel):
                                  "this and the window's lowest drawdown (`drawdown_low`) "
                                  "reached `correction_drawdown`: a bounce inside a sell-off "
                                  "does not end it")
+    correction_trend: float | None = Field(
+        None, description="and the short-window log return at or below this: a fall under "
+                          "way, not the depth an old sell-off left behind; None: any trend")
     stress_weights: dict[str, float] = Field(
         default_factory=lambda: {"implied_vol": 6.0, "vol_short": 1.0, "credit_level": 0.5,
                                  "drawdown": 0.5},

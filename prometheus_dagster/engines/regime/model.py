@@ -18,7 +18,7 @@ from prometheus_dagster.engines.regime.features import LOG_FEATURES, STRESS_SIGN
 
 Z_CLIP = 6.0
 CHARACTERISTICS = ("stress", "trend_short", "trend_long", "drawdown")
-CORRECTION_CHARACTERISTICS = ("drawdown_level", "drawdown_low_level")
+CORRECTION_CHARACTERISTICS = ("drawdown_level", "drawdown_low_level", "ret_short_level")
 
 
 class RegimeTrainingError(PrometheusError):
@@ -62,11 +62,13 @@ class RegimeModel:
         if "drawdown" not in frame.columns:
             return np.zeros(len(frame), dtype=bool)
         rules = Labelling(**self.labelling)
-        low = frame["drawdown_low"].to_numpy(float) if "drawdown_low" in frame.columns \
-            else np.full(len(frame), np.nan)
-        return np.array([in_correction(v, lo, rules)
-                         for v, lo in zip(frame["drawdown"].to_numpy(float), low, strict=True)],
-                        dtype=bool)
+        def column(name: str) -> np.ndarray:
+            return frame[name].to_numpy(float) if name in frame.columns \
+                else np.full(len(frame), np.nan)
+
+        return np.array([in_correction(v, lo, t, rules) for v, lo, t in zip(
+            column("drawdown"), column("drawdown_low"), column("ret_short"), strict=True)],
+            dtype=bool)
 
     # --- persistence -------------------------------------------------------------------------
     def to_json(self) -> str:
@@ -252,7 +254,7 @@ def day_characteristics(frame: pd.DataFrame, ref: dict) -> dict[str, np.ndarray]
                           ("drawdown", "drawdown", -1)):
         if f in z:
             out[name] = sign * z[f]
-    for name in ("drawdown", "drawdown_low"):
+    for name in ("drawdown", "drawdown_low", "ret_short"):
         if name in frame.columns:
             out[f"{name}_level"] = frame[name].to_numpy(dtype=float)
     return out
@@ -306,7 +308,8 @@ def label_clusters(chars: list[dict[str, float]], config: RegimeConfig | dict) -
                 level = min(level, r.calm_level)
             elif excess < r.risk_off_excess:
                 level = min(level, np.nextafter(r.risk_off_level, -np.inf))
-        if in_correction(ch.get("drawdown_level"), ch.get("drawdown_low_level"), r):
+        if in_correction(ch.get("drawdown_level"), ch.get("drawdown_low_level"),
+                         ch.get("ret_short_level"), r):
             level = max(level, r.risk_off_level)
         if level >= r.risk_off_level:
             panic = level >= r.panic_level or trend <= r.crash_trend
@@ -322,12 +325,17 @@ def label_clusters(chars: list[dict[str, float]], config: RegimeConfig | dict) -
     return out
 
 
-def in_correction(drawdown: float | None, low: float | None, rules: Labelling) -> bool:
-    """Whether a day (drawdown from the peak, lowest drawdown of its window; both <= 0) is in
-    a correction: at or below ``correction_drawdown``, or still at or below
-    ``correction_release`` after reaching it within the window."""
+def in_correction(drawdown: float | None, low: float | None, trend: float | None,
+                  rules: Labelling) -> bool:
+    """Whether a day (drawdown from the peak, lowest drawdown of its window, both <= 0, and
+    short-window return) is in a correction: at or below ``correction_drawdown``, or still at
+    or below ``correction_release`` after reaching it within the window; with a
+    ``correction_trend``, only while the short-window return is at or below it."""
     limit = rules.correction_drawdown
     if limit is None or drawdown is None or not np.isfinite(drawdown):
+        return False
+    if rules.correction_trend is not None and not (
+            trend is not None and np.isfinite(trend) and trend <= rules.correction_trend):
         return False
     reached = low is not None and bool(np.isfinite(low)) and low <= limit
     return bool(drawdown <= limit or (reached and drawdown <= rules.correction_release))
