@@ -100,7 +100,7 @@ def test_a_bounce_inside_the_correction_does_not_end_it(with_and_without) -> Non
 
 
 def test_in_correction_thresholds() -> None:
-    rules = Labelling(correction_drawdown=-0.10, correction_release=-0.05)
+    rules = Labelling(correction_drawdown=-0.10, correction_release=-0.05, correction_trend=None)
     assert in_correction(-0.10, -0.10, None, rules)
     assert not in_correction(-0.09, -0.09, None, rules)
     assert in_correction(-0.06, -0.12, None, rules)         # a bounce after reaching -10%

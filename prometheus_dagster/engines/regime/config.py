@@ -90,7 +90,7 @@ class Labelling(StrictModel):
                                  "reached `correction_drawdown`: a bounce inside a sell-off "
                                  "does not end it")
     correction_trend: float | None = Field(
-        None, description="and the short-window log return at or below this: a fall under "
+        -0.04, description="and the short-window log return at or below this: a fall under "
                           "way, not the depth an old sell-off left behind; None: any trend")
     stress_weights: dict[str, float] = Field(
         default_factory=lambda: {"implied_vol": 6.0, "vol_short": 1.0, "credit_level": 0.5,
