@@ -51,23 +51,30 @@ as a baseline: ``drawdown_rule``, the truth's own point-in-time part (a close 10
 Goals: point-in-time balanced accuracy >= 0.95 on both indices and above both baselines; stress
 labelled within 5 sessions of each episode's start; at most 4 label changes per year on calm
 sessions; the embedded-market scores (benchmarks.regime) >= 0.95 in every region. Measured
-(shipped config, 2 cores, about 7 minutes for both indices):
+(shipped config, 2 cores shared with other work: 25 minutes for both indices):
 
 | | S&P 500 | NASDAQ |
 |---|---|---|
-| engine balanced accuracy (risk-off labels) | 0.974 | 0.887 |
+| engine balanced accuracy (risk-off labels) | 0.975 | 0.955 |
 | 21-session vol > 25% rule | 0.755 | 0.779 |
 | in-sample 4-state mixture | 0.904 | 0.842 |
 | drawdown rule (reference) | 0.960 | 0.953 |
-| largest detection lag (sessions) | 5 (Aug 2015, Apr 2018) | 10 (May 2010); six missed |
-| false alarms per year | 0.94 | 0.50 |
-| label changes per year, all / calm | 5.8 / 4.0 | 4.8 / 1.7 |
+| largest detection lag (sessions) | 4 (Aug 2015) | 5 (May 2010) |
+| false alarms per year | 0.88 | 0.88 |
+| label changes per year, all / calm | 5.8 / 4.1 | 6.0 / 1.8 |
 
-The S&P 500 meets all three goals. The NASDAQ does not reach 0.95 nor the lag goal: its first
-refits learn from the 2001-2002 bust, against which the shallow, low-volatility corrections of
-2004-2006 (and June 2016) look calm (the engine names stress relative to its own history), and
-it labels Nov 2007, May 2010 and Aug 2015 9, 10 and 6 sessions after their start. Embedded
-market: US_EQ 0.960, EU_EQ 0.966, GLOBAL 0.955.
+What moved the NASDAQ from 0.887 and the lags from 9-10 sessions: a day 10% below its
+252-session high while the index is still falling (21-session return -4% or worse) is a
+correction, risk-off whatever its prototype, and stays one while still 5% below the high and
+falling (``model.labelling.correction_*``). Measured against a history holding the 2001-2002
+bust the 2004-2006 corrections looked calm; the market's own convention does not. It is the
+same convention the truth is defined by, so part of the gain is the drawdown rule's; the
+trend condition keeps it off the embedded market's calm regimes (which sit below old highs
+for months): without it US_EQ there fell to 0.937. The S&P 500 misses the calm
+label-change goal by a hair (4.1 per year): most of its calm changes are RISK_ON_LOW_VOL /
+RISK_ON_HIGH_VOL flips in 2012-2015, not risk-off. Three-session confirmation brought it under
+4 in a trial but cost the embedded market a point (US_EQ 0.948). Embedded market: US_EQ 0.950,
+EU_EQ 0.954, GLOBAL 0.953.
 """
 
 from __future__ import annotations

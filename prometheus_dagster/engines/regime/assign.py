@@ -61,8 +61,11 @@ def assign_regimes(region: str, features: pd.DataFrame,
         # after calm years): the day's own label; far but alike (a very calm day): the model's
         outside = np.array([bool(far[j]) and own[j] != model.labels[best[j]]
                             for j in range(len(idx))], dtype=bool)
+        # a correction is risk-off even when its prototype is calm (a quiet, shallow sell-off)
+        correction = model.correction_days(sub) & np.array(
+            [model.labels[best[j]] not in RISK_OFF_LABELS for j in range(len(idx))], dtype=bool)
         for j, i in enumerate(idx):
-            raw[i] = own[j] if outside[j] else model.labels[best[j]]
+            raw[i] = own[j] if outside[j] or correction[j] else model.labels[best[j]]
             order = np.argsort(-np.abs(z[j]), kind="stable")[:DRIVERS]
             by_label: dict[str, float] = {}
             for k, lab in enumerate(model.cluster_labels):
@@ -72,6 +75,7 @@ def assign_regimes(region: str, features: pd.DataFrame,
                 "model_id": mid, "model": model, "soft": lab_soft[j], "embedding": emb[j],
                 "far_confidence": float(far_confidence[j]),
                 "cluster": int(np.argmax(post[j])), "out_of_range": bool(outside[j]),
+                "correction": bool(correction[j]),
                 "far_from_prototypes": bool(far[j]),
                 "distances": {k: round(v, 4) for k, v in by_label.items()},
                 "drivers": {model.features[k]: round(float(z[j, k]), 3) for k in order},
@@ -117,6 +121,7 @@ def assign_regimes(region: str, features: pd.DataFrame,
             "warning_domains": w["warning_domains"], "warnings": w["warnings"],
             "regime_embedding": it["embedding"].astype(np.float32),
             "diagnostics": {"cluster": it["cluster"], "out_of_range": it["out_of_range"],
+                            "correction": it["correction"],
                             "distances": it["distances"],
                             "drivers": it["drivers"], "missing_features": it["missing"],
                             "features": {f: (None if pd.isna(v) else round(float(v), 6))

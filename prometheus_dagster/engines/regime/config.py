@@ -78,6 +78,20 @@ class Labelling(StrictModel):
         0.3, description="below this excess a cluster or day is not named risk-off, however "
                           "many calm dispersions it lies above (a history of calm years only "
                           "has a narrow calm half)")
+    correction_drawdown: float | None = Field(
+        -0.10, lt=0, description="a day (or cluster) at or below this drawdown from the "
+                                 "index's 252-session high (the `drawdown` feature) is named "
+                                 "risk-off whatever its stress level: the market's own "
+                                 "definition of a correction, which a shallow, quiet sell-off "
+                                 "meets long before its volatility stands out; None: off")
+    correction_release: float = Field(
+        -0.05, lt=0, description="a correction lasts while the drawdown stays at or below "
+                                 "this and the window's lowest drawdown (`drawdown_low`) "
+                                 "reached `correction_drawdown`: a bounce inside a sell-off "
+                                 "does not end it")
+    correction_trend: float | None = Field(
+        -0.04, description="and the short-window log return at or below this: a fall under "
+                          "way, not the depth an old sell-off left behind; None: any trend")
     stress_weights: dict[str, float] = Field(
         default_factory=lambda: {"implied_vol": 6.0, "vol_short": 1.0, "credit_level": 0.5,
                                  "drawdown": 0.5},
@@ -91,6 +105,9 @@ class Labelling(StrictModel):
             raise ValueError("levels must satisfy calm_level < risk_off_level < panic_level")
         if not self.falling_trend < self.rising_trend:
             raise ValueError("falling_trend must be below rising_trend")
+        if self.correction_drawdown is not None and \
+                not self.correction_drawdown < self.correction_release:
+            raise ValueError("correction_release must be above correction_drawdown")
         if not 0 <= self.calm_excess < self.risk_off_excess:
             raise ValueError("excesses must satisfy 0 <= calm_excess < risk_off_excess")
         _check_weights("stress_weights", self.stress_weights)

@@ -129,6 +129,13 @@ def _drawdown(logret: np.ndarray, length: int) -> np.ndarray:
     return np.where(seen >= min(length, 20), np.expm1(path[:, -1] - peak), np.nan)
 
 
+def _window_low(x: np.ndarray, length: int) -> np.ndarray:
+    """Lowest value of the trailing window (NaN where the window has no value)."""
+    w = _windows(x, length)
+    seen = np.isfinite(w).any(axis=1)
+    return np.where(seen, np.min(np.where(np.isfinite(w), w, np.inf), axis=1), np.nan)
+
+
 def _change(x: np.ndarray, lag: int) -> np.ndarray:
     out = np.full(len(x), np.nan)
     if len(x) > lag:
@@ -156,6 +163,7 @@ def compute_region_features(inputs: RegionInputs, config: RegimeConfig) -> pd.Da
         out["vol_short"] = _window_vol(lr, ws)
         out["vol_long"] = _window_vol(lr, w)
         out["drawdown"] = _drawdown(lr, 4 * w)
+        out["drawdown_low"] = _window_low(out["drawdown"].to_numpy(), w)
     if "avg_pairwise_corr_63d" in internals and internals["avg_pairwise_corr_63d"].notna().any():
         out["avg_corr"] = internals["avg_pairwise_corr_63d"].to_numpy(dtype=float)
     if "dispersion_1d" in internals and internals["dispersion_1d"].notna().any():

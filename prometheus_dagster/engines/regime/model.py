@@ -18,6 +18,7 @@ from prometheus_dagster.engines.regime.features import LOG_FEATURES, STRESS_SIGN
 
 Z_CLIP = 6.0
 CHARACTERISTICS = ("stress", "trend_short", "trend_long", "drawdown")
+CORRECTION_CHARACTERISTICS = ("drawdown_level", "drawdown_low_level", "ret_short_level")
 
 
 class RegimeTrainingError(PrometheusError):
@@ -55,6 +56,19 @@ class RegimeModel:
         days = day_characteristics(frame, self.reference)
         chars = [{k: float(v[i]) for k, v in days.items()} for i in range(len(frame))]
         return label_clusters(chars, self.labelling)
+
+    def correction_days(self, frame: pd.DataFrame) -> np.ndarray:
+        """Rows whose drawdown from the peak is a correction (see ``Labelling``)."""
+        if "drawdown" not in frame.columns:
+            return np.zeros(len(frame), dtype=bool)
+        rules = Labelling(**self.labelling)
+        def column(name: str) -> np.ndarray:
+            return frame[name].to_numpy(float) if name in frame.columns \
+                else np.full(len(frame), np.nan)
+
+        return np.array([in_correction(v, lo, t, rules) for v, lo, t in zip(
+            column("drawdown"), column("drawdown_low"), column("ret_short"), strict=True)],
+            dtype=bool)
 
     # --- persistence -------------------------------------------------------------------------
     def to_json(self) -> str:
@@ -240,6 +254,9 @@ def day_characteristics(frame: pd.DataFrame, ref: dict) -> dict[str, np.ndarray]
                           ("drawdown", "drawdown", -1)):
         if f in z:
             out[name] = sign * z[f]
+    for name in ("drawdown", "drawdown_low", "ret_short"):
+        if name in frame.columns:
+            out[f"{name}_level"] = frame[name].to_numpy(dtype=float)
     return out
 
 
@@ -248,7 +265,9 @@ def characteristics(frame: pd.DataFrame, responsibility: np.ndarray, ref: dict
     """Per cluster, the responsibility-weighted mean of its members' characteristics on the
     training history. Characteristic features need not be in the mixture (a slow drawdown
     still describes the clusters); one without data is left out."""
-    days = day_characteristics(frame, ref)
+    # a correction is a day's state, not a prototype's: clusters are named without it
+    days = {k: v for k, v in day_characteristics(frame, ref).items()
+            if k not in CORRECTION_CHARACTERISTICS}
     out = []
     for k in range(responsibility.shape[1]):
         w = responsibility[:, k]
@@ -289,6 +308,9 @@ def label_clusters(chars: list[dict[str, float]], config: RegimeConfig | dict) -
                 level = min(level, r.calm_level)
             elif excess < r.risk_off_excess:
                 level = min(level, np.nextafter(r.risk_off_level, -np.inf))
+        if in_correction(ch.get("drawdown_level"), ch.get("drawdown_low_level"),
+                         ch.get("ret_short_level"), r):
+            level = max(level, r.risk_off_level)
         if level >= r.risk_off_level:
             panic = level >= r.panic_level or trend <= r.crash_trend
             out.append("RISK_OFF_PANIC" if panic else "RISK_OFF_GRINDING")
@@ -301,6 +323,22 @@ def label_clusters(chars: list[dict[str, float]], config: RegimeConfig | dict) -
         else:
             out.append("RISK_ON_HIGH_VOL")
     return out
+
+
+def in_correction(drawdown: float | None, low: float | None, trend: float | None,
+                  rules: Labelling) -> bool:
+    """Whether a day (drawdown from the peak, lowest drawdown of its window, both <= 0, and
+    short-window return) is in a correction: at or below ``correction_drawdown``, or still at
+    or below ``correction_release`` after reaching it within the window; with a
+    ``correction_trend``, only while the short-window return is at or below it."""
+    limit = rules.correction_drawdown
+    if limit is None or drawdown is None or not np.isfinite(drawdown):
+        return False
+    if rules.correction_trend is not None and not (
+            trend is not None and np.isfinite(trend) and trend <= rules.correction_trend):
+        return False
+    reached = low is not None and bool(np.isfinite(low)) and low <= limit
+    return bool(drawdown <= limit or (reached and drawdown <= rules.correction_release))
 
 
 def _finite(v: float | None) -> float:
