@@ -198,3 +198,15 @@ def test_profile_embeddings_of_many_rows_equal_row_by_row_bit_for_bit():
 
 def unit_rows(x: np.ndarray) -> np.ndarray:
     return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def test_the_declared_news_look_back_reaches_the_configured_days():
+    from prometheus_dagster.core.calendars import trading_calendar
+    from prometheus_dagster.steps.profiles import news_sessions
+
+    for market in ("US_EQ", "EU_EQ"):
+        cal = trading_calendar(market)
+        for days in (1, 30, 90, 365):
+            for d in cal.sessions("2023-01-02", "2023-12-29")[::7]:
+                first = cal.previous_trading_day(d, news_sessions(days))
+                assert first <= d - pd.Timedelta(days=days), (market, days, d)
