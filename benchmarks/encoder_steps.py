@@ -4,7 +4,8 @@ replaced, side by side in one run on one warehouse.
     .venv/bin/python -m benchmarks.encoder_steps [--names 120] [--sessions 63] [--old REV]
 
 Set-up (reported, not the subject): an embedded market of ``--names`` US_EQ names is ingested
-from June 2022, its features and text embeddings computed, and the 2023 encoders trained. Then,
+from September 2022, its features and text embeddings computed, and the 2023 encoders trained
+(one short epoch: inference cost does not depend on the weights). Then,
 for the first ``--sessions`` sessions of 2023, each timed on the same warehouse and models:
 
 * ``old``: the step functions of git revision ``--old`` (default ``main``), loaded from git;
@@ -13,11 +14,12 @@ for the first ``--sessions`` sessions of 2023, each timed on the same warehouse 
 * ``new_per_date``: the same functions one date at a time (the first 5 dates), the per-session
   cost of one run per partition.
 
-The outputs of ``old`` and ``new`` are compared (they must be equal) and the figures written to
-benchmarks/results/encoder_steps.json.
+The outputs of ``old`` and ``new`` are compared (they must be equal, bit for bit) and the
+figures written to benchmarks/results/encoder_steps.json.
 """
 
 import argparse
+import faulthandler
 import json
 import subprocess
 import sys
@@ -59,6 +61,7 @@ def _light_training(tmp: Path) -> None:
     body = yaml.safe_load(path.read_text())
     for part in ("numeric", "joint"):
         body[part]["training"].update(epochs=1, max_samples=2000)
+    body["refit"]["min_history_sessions"] = 60  # four months of history are enough here
     path.write_text(yaml.safe_dump(body))
     core_config.CONFIG_DIR = dst
 
@@ -78,7 +81,7 @@ def _setup(tmp: Path, names: int):
                                 mlflow_uri=f"sqlite:///{tmp / 'mlflow.db'}")
     resources["source"] = SourceResource(kind="embedded", synthetic_config=str(config))
     assets = [*ingestion_assets([M]), *features_assets([M]), *encoder_assets([M], [M])]
-    span = {"dagster/asset_partition_range_start": "2022-06-01",
+    span = {"dagster/asset_partition_range_start": "2022-09-01",
             "dagster/asset_partition_range_end": "2023-04-28"}
 
     def run(selection, **kw):
@@ -92,10 +95,13 @@ def _setup(tmp: Path, names: int):
     return resources["warehouse"].get(), resources["mlflow"]
 
 
-def _timed(fn):
+def _timed(fn, what: str = ""):
     t = time.perf_counter()
     out = fn()
-    return out, time.perf_counter() - t
+    seconds = time.perf_counter() - t
+    if what:
+        print(f"{what}: {seconds:.1f} s", flush=True)
+    return out, seconds
 
 
 def _sorted(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
@@ -108,6 +114,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--sessions", type=int, default=63)
     p.add_argument("--old", default="main")
     args = p.parse_args(argv)
+    faulthandler.enable()
 
     from prometheus_dagster.core.calendars import trading_calendar
     from prometheus_dagster.core.config import load_engine_config
@@ -129,27 +136,30 @@ def main(argv: list[str] | None = None) -> dict:
         _light_training(Path(tmp))
         wh, mlflow = _setup(Path(tmp), args.names)
         results["setup_seconds"] = time.perf_counter() - t0
+        print(f"set-up: {results['setup_seconds']:.0f} s", flush=True)
         cfg = load_engine_config("encoders").typed(EncodersConfig)
         fcfg = load_engine_config("features").typed(FeaturesConfig)
         pcfg = load_engine_config("profiles").typed(ProfilesConfig)
         win_keys = ["entity_type", "entity_id", "as_of_date"]
         (old_w, _), old_w_s = _timed(lambda: old_emb.embed_windows(
-            wh, mlflow, M, dates, cfg, fcfg, "bench"))
+            wh, mlflow, M, dates, cfg, fcfg, "bench"), "old window embeddings")
         (new_w, _), new_w_s = _timed(lambda: embed_windows(wh, mlflow, M, dates, cfg, fcfg,
-                                                           "bench"))
+                                                           "bench"), "new window embeddings")
         per_w_s = sum(_timed(lambda d=d: embed_windows(wh, mlflow, M, [d], cfg, fcfg,
                                                        "bench"))[1] for d in few)
         for t in new_w:
             keys = win_keys + (["joint_type"] if t == "joint_embeddings" else [])
-            pd.testing.assert_frame_equal(_sorted(old_w[t], keys), _sorted(new_w[t], keys))
+            pd.testing.assert_frame_equal(_sorted(old_w[t], keys), _sorted(new_w[t], keys),
+                                          check_exact=True)
         old_p, old_p_s = _timed(lambda: old_prof.compute_profiles(
-            wh, mlflow, M, dates, pcfg, "bench"))
+            wh, mlflow, M, dates, pcfg, "bench"), "old profiles")
         new_p, new_p_s = _timed(lambda: compute_profiles(wh, mlflow, M, dates, pcfg, cfg, fcfg,
-                                                         "bench"))
+                                                         "bench"), "new profiles")
         per_p_s = sum(_timed(lambda d=d: compute_profiles(wh, mlflow, M, [d], pcfg, cfg, fcfg,
                                                           "bench"))[1] for d in few)
         pd.testing.assert_frame_equal(_sorted(old_p, ["issuer_id", "as_of_date"]),
-                                      _sorted(new_p, ["issuer_id", "as_of_date"]))
+                                      _sorted(new_p, ["issuer_id", "as_of_date"]),
+                                      check_exact=True)
     results["window_embeddings"] = {
         "rows": int(sum(len(f) for f in new_w.values())), "old_seconds": old_w_s,
         "new_seconds": new_w_s, "speedup": old_w_s / new_w_s,
