@@ -148,6 +148,82 @@ def test_single_run_backfill_equals_per_partition_runs(market):
         pd.testing.assert_frame_equal(first[table], rows(wh, table, DAYS), obj=table)
 
 
+def _step_args(resources):
+    from prometheus_dagster.core.config import load_engine_config
+    from prometheus_dagster.engines.encoders import EncodersConfig
+    from prometheus_dagster.engines.features import FeaturesConfig
+    from prometheus_dagster.engines.profiles import ProfilesConfig
+
+    return (resources["mlflow"], load_engine_config("encoders").typed(EncodersConfig),
+            load_engine_config("features").typed(FeaturesConfig),
+            load_engine_config("profiles").typed(ProfilesConfig))
+
+
+def _by_key(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    return frame.sort_values(keys).reset_index(drop=True)
+
+
+def test_window_embeddings_step_of_a_range_equals_its_dates_one_by_one(market):
+    from prometheus_dagster.steps.window_embeddings import embed_windows
+
+    wh, resources, _, _, _ = market
+    models, cfg, fcfg, _ = _step_args(resources)
+    days = [pd.Timestamp(d) for d in DAYS]
+    whole, missing = embed_windows(wh, models, M, days, cfg, fcfg, "c")
+    assert missing == []
+    singles = [embed_windows(wh, models, M, [d], cfg, fcfg, "c")[0] for d in days]
+    for table, keys in (("numeric_window_embeddings", ["entity_type", "entity_id", "as_of_date"]),
+                        ("joint_embeddings", ["joint_type", "entity_type", "entity_id",
+                                              "as_of_date"])):
+        one_by_one = pd.concat([s[table] for s in singles], ignore_index=True)
+        assert len(whole[table]) > 0
+        pd.testing.assert_frame_equal(_by_key(whole[table], keys), _by_key(one_by_one, keys))
+
+
+def test_profiles_and_text_steps_of_a_range_equal_their_dates_one_by_one(market):
+    from prometheus_dagster.steps.profiles import compute_profiles
+    from prometheus_dagster.steps.text_embeddings import compute_text_embeddings
+
+    wh, resources, _, _, _ = market
+    models, cfg, fcfg, pcfg = _step_args(resources)
+    days = [pd.Timestamp(d) for d in DAYS]
+    whole = compute_profiles(wh, models, M, days, pcfg, cfg, fcfg, "c")
+    assert whole["profile_embedding"].notna().mean() > 0.9
+    one_by_one = pd.concat([compute_profiles(wh, models, M, [d], pcfg, cfg, fcfg, "c")
+                            for d in days], ignore_index=True)
+    keys = ["issuer_id", "as_of_date"]
+    pd.testing.assert_frame_equal(_by_key(whole, keys), _by_key(one_by_one, keys))
+    text = compute_text_embeddings(wh, M, days, cfg, "c").frame
+    text_days = pd.concat([compute_text_embeddings(wh, M, [d], cfg, "c").frame for d in days],
+                          ignore_index=True)
+    pd.testing.assert_frame_equal(_by_key(text, ["date", "source_id"]),
+                                  _by_key(text_days, ["date", "source_id"]))
+
+
+def test_each_step_reads_exactly_what_it_declares(market):
+    from prometheus_dagster.assets.lineage import DECLARED
+    from prometheus_dagster.core.reader import recording
+
+    _, resources, assets, _, _ = market
+    with recording() as rec:
+        run(assets, resources, [TEXT, *WINDOWS, PROFILES], partition_key=DAYS[-1])
+    steps = [f"{M}__text_embeddings", f"{M}_window_embeddings", f"{M}__profiles"]
+    assert set(steps) <= set(rec.reads)
+    for step in steps:
+        inputs, market_id, members = DECLARED[step]
+        declared = inputs.pairs(market_id, members)
+        read = {(m or market_id, t) for m, t in rec.tables(step)} - {
+            (market_id, "ingestion_runs"), (market_id, "engine_configs")}
+        if step.endswith("text_embeddings"):
+            # the asset's own table read as a cache by text hash (not an input)
+            read -= {(market_id, "text_embeddings")}
+        assert read == declared, step
+        first = {r.table: r.first for r in rec.reads[step] if r.first is not None}
+        for r in inputs:
+            if r.sessions and r.table in first:
+                assert first[r.table] < pd.Timestamp(DAYS[-1]), (step, r.table)
+
+
 def test_encoder_outputs_do_not_look_ahead(market):
     wh, resources, assets, first, _ = market
     run(assets, resources, INGEST, tags=span(*LATER))

@@ -146,3 +146,67 @@ def test_profile_embedding_mix():
     assert v[0] == pytest.approx(v[1])
     assert combine_embedding(None, None, 0.5) is None
     np.testing.assert_array_equal(combine_embedding(num, None, 0.5), num)
+
+
+def _recent_news_one_date_at_a_time(news: pd.DataFrame, issuers: list[str],
+                                    dates: list[pd.Timestamp], days: int) -> pd.DataFrame:
+    """The definition, one date at a time: linked articles dated in (D - days, D]."""
+    n = news.assign(issuer_id=news["issuer_id"].astype(str),
+                    date=pd.to_datetime(news["date"]).dt.normalize())
+    n = n[n["issuer_id"].isin(issuers)]
+    parts = [n[(n["date"] <= d) & (n["date"] > d - pd.Timedelta(days=days))]
+             [["issuer_id", "article_id"]].assign(as_of_date=d) for d in sorted(dates)]
+    return pd.concat(parts, ignore_index=True)[["issuer_id", "as_of_date", "article_id"]]
+
+
+def test_recent_news_of_a_range_equals_its_dates_one_by_one():
+    from prometheus_dagster.engines.profiles import recent_news
+
+    rng = np.random.default_rng(4)
+    days = pd.bdate_range("2024-01-01", "2024-09-30")
+    news = pd.DataFrame({"article_id": [f"a{i}" for i in range(400)],
+                         "issuer_id": rng.choice(["A", "B", "C", "X"], 400),
+                         "date": rng.choice(days, 400)})
+    dates = list(pd.bdate_range("2024-04-01", "2024-06-28"))
+    whole = recent_news(news, ["A", "B", "C"], dates, 30)
+    expected = _recent_news_one_date_at_a_time(news, ["A", "B", "C"], dates, 30)
+    pd.testing.assert_frame_equal(whole, expected)
+    singles = pd.concat([recent_news(news, ["A", "B", "C"], [d], 30) for d in dates],
+                        ignore_index=True)
+    pd.testing.assert_frame_equal(whole, singles)
+    assert set(whole["issuer_id"]) == {"A", "B", "C"}
+
+
+def test_profile_embeddings_of_many_rows_equal_row_by_row_bit_for_bit():
+    from prometheus_dagster.engines.profiles.compute import combine_embeddings
+
+    rng = np.random.default_rng(11)
+    texts = unit_rows(rng.normal(size=(50, 384))).astype(np.float32)
+    numeric = unit_rows(rng.normal(size=(200, 384))).astype(np.float32)
+    has_numeric = rng.random(200) > 0.2
+    text_rows = [rng.choice(50, size=int(k), replace=False) for k in rng.integers(0, 6, 200)]
+    many = combine_embeddings(numeric, has_numeric, texts, text_rows, 0.5)
+    for i in range(200):
+        one = combine_embedding(numeric[i] if has_numeric[i] else None,
+                                texts[text_rows[i]] if len(text_rows[i]) else None, 0.5)
+        if one is None:
+            assert many[i] is None
+        else:
+            assert many[i].dtype == np.float32
+            np.testing.assert_array_equal(many[i], one)
+
+
+def unit_rows(x: np.ndarray) -> np.ndarray:
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def test_the_declared_news_look_back_reaches_the_configured_days():
+    from prometheus_dagster.core.calendars import trading_calendar
+    from prometheus_dagster.steps.profiles import news_sessions
+
+    for market in ("US_EQ", "EU_EQ"):
+        cal = trading_calendar(market)
+        for days in (1, 30, 90, 365):
+            for d in cal.sessions("2023-01-02", "2023-12-29")[::7]:
+                first = cal.previous_trading_day(d, news_sessions(days))
+                assert first <= d - pd.Timedelta(days=days), (market, days, d)

@@ -1,4 +1,5 @@
-"""Output tables of the encoders: text, numeric-window and joint embeddings (SPEC §2).
+"""Output tables of the encoders: text, numeric-window and joint embeddings
+(``docs/engines/embeddings.md``).
 
 Every vector is 384 float32 values, L2-normalised, stored as bytes (``vector`` columns) with
 the ``model_id`` that made it on the same row.

@@ -15,8 +15,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -224,32 +225,57 @@ def train_encoder_bundle(panel: FeaturePanel, sessions: pd.DatetimeIndex, texts:
     return bundle, metrics
 
 
-def _embed64(fn, x: np.ndarray, module) -> np.ndarray:
-    """Inference in float64, rounded to float32: a vector does not depend on which other rows
-    share its batch (float32 matmuls differ in the last bits with the batch shape)."""
-    module.double()
+@contextlib.contextmanager
+def inference(bundle: EncoderBundle) -> Iterator[EncoderBundle]:
+    """The bundle switched to float64 for the block (once for any number of forward passes),
+    then back to float32 (a lossless round trip)."""
+    bundle.joint.double()  # the numeric encoder is a submodule of the joint encoder
     try:
-        out = []
-        with torch.no_grad():
-            for start in range(0, len(x), 4096):
-                out.append(fn(torch.as_tensor(x[start:start + 4096], dtype=torch.float64))
-                           .numpy().astype(np.float32))
+        yield bundle
     finally:
-        module.float()
+        bundle.joint.float()
+
+
+def _forward64(fn: Callable[[torch.Tensor], torch.Tensor], x: np.ndarray) -> np.ndarray:
+    """Inference in float64, rounded to float32: a vector does not depend on which other rows
+    share its batch (float32 matmuls differ in the last bits with the batch shape). The module
+    must be in float64 (``inference``)."""
+    out = []
+    with torch.no_grad():
+        for start in range(0, len(x), 4096):
+            out.append(fn(torch.as_tensor(x[start:start + 4096], dtype=torch.float64))
+                       .numpy().astype(np.float32))
     return np.concatenate(out) if out else np.zeros((0, 384), np.float32)
+
+
+def numeric_vectors(bundle: EncoderBundle, summaries: np.ndarray) -> np.ndarray:
+    """Numeric-encoder vectors of window summaries (inside ``inference(bundle)``)."""
+    return _forward64(bundle.numeric, summaries)
+
+
+def joint_numeric_vectors(bundle: EncoderBundle, summaries: np.ndarray) -> np.ndarray:
+    """Joint-space vectors of window summaries (inside ``inference(bundle)``)."""
+    return _forward64(bundle.joint.embed_numeric, summaries)
+
+
+def text_vectors(bundle: EncoderBundle, text_vectors_: np.ndarray) -> np.ndarray:
+    """Joint-space vectors of sentence embeddings (inside ``inference(bundle)``)."""
+    return _forward64(bundle.joint.embed_text, text_vectors_)
 
 
 def embed_numeric(bundle: EncoderBundle, summaries: np.ndarray) -> np.ndarray:
     """Numeric-encoder vectors of window summaries."""
-    return _embed64(bundle.numeric, summaries, bundle.numeric)
+    with inference(bundle):
+        return numeric_vectors(bundle, summaries)
 
 
 def embed_joint_numeric(bundle: EncoderBundle, summaries: np.ndarray) -> np.ndarray:
     """Joint-space vectors of window summaries."""
-    return _embed64(bundle.joint.embed_numeric, summaries, bundle.joint)
+    with inference(bundle):
+        return joint_numeric_vectors(bundle, summaries)
 
 
-def embed_text(bundle: EncoderBundle, text_vectors: np.ndarray) -> np.ndarray:
+def embed_text(bundle: EncoderBundle, text_vectors_: np.ndarray) -> np.ndarray:
     """Joint-space vectors of sentence embeddings."""
-    return _embed64(bundle.joint.embed_text, text_vectors, bundle.joint)
-
+    with inference(bundle):
+        return text_vectors(bundle, text_vectors_)

@@ -1,5 +1,6 @@
-"""Profiles and risk flags (SPEC §3.4): point-in-time structured fields from the latest
-reported statement, risk flags in [0, 1], and a profile embedding in the joint space.
+"""Profiles and risk flags (``docs/engines/profiles.md``): point-in-time structured fields
+from the latest reported statement, risk flags in [0, 1], and a profile embedding in the joint
+space.
 
 Importing the package declares the ``profiles`` table and registers the ``profiles`` config.
 """

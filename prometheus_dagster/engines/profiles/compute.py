@@ -38,7 +38,7 @@ def latest_statements(fundamentals: pd.DataFrame, issuer_ids: list[str],
                  report_date=pd.to_datetime(f["report_date"]).dt.normalize())
     f = f[f["issuer_id"].isin(grid["issuer_id"])]
     f = f.sort_values(["report_date", "period_end"], kind="stable").reset_index(drop=True)
-    f["prior_year_revenue"] = _prior_year_revenue(f)
+    f["prior_year_revenue"] = _prior_year_revenue(f, config.prior_year_tolerance_days)
     cols = ["issuer_id", "period_end", "report_date", *_ITEMS, "prior_year_revenue"]
     out = pd.merge_asof(grid.sort_values("as_of_date"), f[cols], left_on="as_of_date",
                         right_on="report_date", by="issuer_id", direction="backward")
@@ -49,9 +49,9 @@ def latest_statements(fundamentals: pd.DataFrame, issuer_ids: list[str],
     return out.sort_values(["issuer_id", "as_of_date"], ignore_index=True)
 
 
-def _prior_year_revenue(f: pd.DataFrame) -> pd.Series:
-    """Revenue of the statement whose period ended about a year before each row's (within 20
-    days), reported no later than the row itself."""
+def _prior_year_revenue(f: pd.DataFrame, tolerance_days: int) -> pd.Series:
+    """Revenue of the statement whose period ended about a year before each row's (within
+    ``tolerance_days``), reported no later than the row itself."""
     if f.empty:
         return pd.Series([], dtype=float)
     left = f[["issuer_id", "period_end", "report_date"]].assign(
@@ -60,7 +60,8 @@ def _prior_year_revenue(f: pd.DataFrame) -> pd.Series:
         columns={"period_end": "prior_end", "report_date": "prior_report",
                  "revenue": "prior_revenue"}).sort_values("prior_end")
     m = pd.merge_asof(left.sort_values("target"), right, left_on="target", right_on="prior_end",
-                      by="issuer_id", direction="nearest", tolerance=pd.Timedelta(days=20))
+                      by="issuer_id", direction="nearest",
+                      tolerance=pd.Timedelta(days=tolerance_days))
     ok = m["prior_report"] <= m["report_date"]
     return pd.Series(np.where(ok, m["prior_revenue"], np.nan), index=m["row"]).sort_index() \
         .set_axis(f.index)
@@ -118,19 +119,29 @@ def risk_flags(st: pd.DataFrame, max_anchor_similarity: np.ndarray,
 def recent_news(news: pd.DataFrame, issuer_ids: list[str], dates: list[pd.Timestamp],
                 lookback_days: int) -> pd.DataFrame:
     """Linked articles per (issuer_id, as_of_date) in (D - lookback, D]: columns issuer_id,
-    as_of_date, article_id (one row per pair)."""
+    as_of_date, article_id (one row per pair), ordered by date, then as in ``news``.
+
+    Vectorised over dates: article i counts for the dates D with date_i <= D < date_i +
+    lookback, a contiguous run of the sorted dates found by two binary searches."""
     cols = ["issuer_id", "as_of_date", "article_id"]
     if news.empty:
         return pd.DataFrame(columns=cols)
     n = news.assign(issuer_id=news["issuer_id"].astype(str),
                     date=pd.to_datetime(news["date"]).dt.normalize())
     n = n[n["issuer_id"].isin(set(map(str, issuer_ids)))]
-    parts = []
-    for d in sorted(pd.to_datetime(dates).normalize()):
-        sel = n[(n["date"] <= d) & (n["date"] > d - pd.Timedelta(days=lookback_days))]
-        parts.append(sel[["issuer_id", "article_id"]].assign(as_of_date=d))
-    out = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=cols)
-    return out[cols]
+    days = np.array(sorted(pd.to_datetime(dates).normalize()), dtype="datetime64[ns]")
+    when = n["date"].to_numpy(dtype="datetime64[ns]")
+    lo = np.searchsorted(days, when, side="left")
+    hi = np.searchsorted(days, when + np.timedelta64(lookback_days, "D"), side="left")
+    counts = np.maximum(hi - lo, 0)
+    row = np.repeat(np.arange(len(n)), counts)
+    day = np.repeat(lo, counts) + (np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts,
+                                                                       counts))
+    order = np.lexsort((row, day))
+    row, day = row[order], day[order]
+    return pd.DataFrame({"issuer_id": n["issuer_id"].to_numpy()[row],
+                         "as_of_date": pd.DatetimeIndex(days[day]),
+                         "article_id": n["article_id"].to_numpy()[row]})[cols]
 
 
 def build_profiles(market_id: str, issuer_ids: list[str], dates: list[pd.Timestamp],
@@ -180,3 +191,46 @@ def combine_embedding(numeric: np.ndarray | None, texts: np.ndarray | None,
     v = np.sum(parts, axis=0)
     norm = np.linalg.norm(v)
     return (v / norm).astype(np.float32) if norm > 0 else None
+
+
+def _norm(v: np.ndarray) -> float:
+    # np.linalg.norm of a 1-d vector (a BLAS dot): row by row, so that many rows give the
+    # same bits as combine_embedding on each
+    return float(np.sqrt(v.dot(v)))
+
+
+def combine_embeddings(numeric: np.ndarray, has_numeric: np.ndarray, texts: np.ndarray,
+                       text_rows: list[np.ndarray], text_weight: float,
+                       ) -> list[np.ndarray | None]:
+    """``combine_embedding`` of many rows at once, bit for bit: row i mixes ``numeric[i]``
+    (when ``has_numeric[i]``) with the mean of ``texts[text_rows[i]]`` (its recent news, in
+    order). The mean is summed article by article in that order, as numpy's mean over the
+    first axis does."""
+    n = len(text_rows)
+    out: list[np.ndarray | None] = [None] * n
+    count = np.array([len(r) for r in text_rows], dtype=int)
+    texts64 = np.asarray(texts, dtype=np.float64)
+    total = np.zeros((n, texts64.shape[1] if texts64.ndim == 2 else 0))
+    with_text = np.nonzero(count > 0)[0]
+    if len(with_text):
+        total[with_text] = texts64[[text_rows[i][0] for i in with_text]]
+        for j in range(1, int(count.max())):
+            more = np.nonzero(count > j)[0]
+            total[more] = total[more] + texts64[[text_rows[i][j] for i in more]]
+    num64 = np.asarray(numeric, dtype=np.float64)
+    for i in range(n):
+        text_part = None
+        if count[i]:
+            m = total[i] / count[i]
+            norm = _norm(m)
+            if norm > 0:
+                text_part = text_weight * m / norm
+        if has_numeric[i]:
+            v = num64[i] + text_part if text_part is not None else num64[i]
+        elif text_part is not None:
+            v = text_part
+        else:
+            continue
+        norm = _norm(v)
+        out[i] = (v / norm).astype(np.float32) if norm > 0 else None
+    return out

@@ -29,6 +29,14 @@ class FlagWeights(StrictModel):
     governance_risk_score: float = Field(0.15, ge=0)
 
 
+class EarningsQualityWeights(StrictModel):
+    """Weights of the earnings quality score's three parts."""
+
+    accruals: float = Field(0.5, ge=0, description="ramp of accruals / total assets")
+    cash_burn: float = Field(0.25, ge=0, description="1 when operating cash flow < 0")
+    loss: float = Field(0.25, ge=0, description="ramp of the loss margin")
+
+
 @register_config_model("profiles")
 class ProfilesConfig(VersionedConfig):
     """Point-in-time profiles: which statement is usable, how measures become risk flags, how
@@ -37,6 +45,9 @@ class ProfilesConfig(VersionedConfig):
     engine: Literal["profiles"] = "profiles"
     version: str = "1"
     fundamentals_max_age_days: int = Field(400, gt=0)
+    prior_year_tolerance_days: int = Field(
+        20, ge=0, description="the statement a year earlier (revenue growth) is the one whose "
+        "period ended 365 days before, give or take this many days")
     news_lookback_days: int = Field(90, ge=1, description="calendar days of linked news used")
     # leverage: the score is the largest of the three ramps (each non-decreasing)
     debt_to_ebitda: Ramp = Ramp(low=1.0, high=6.0)
@@ -45,6 +56,7 @@ class ProfilesConfig(VersionedConfig):
     # earnings quality: accruals, cash burn, losses
     accruals_ratio: Ramp = Ramp(low=0.0, high=0.1)
     loss_margin: Ramp = Ramp(low=0.0, high=0.2)
+    earnings_quality_weights: EarningsQualityWeights = EarningsQualityWeights()
     # liquidity: cash against short-term debt, interest coverage (both: lower = riskier)
     cash_to_st_debt: Ramp = Ramp(low=0.25, high=2.0)
     interest_coverage: Ramp = Ramp(low=1.0, high=4.0)

@@ -47,8 +47,9 @@ def leverage_score(total_debt, ebitda, equity, total_liabilities, total_assets,
 
 def earnings_quality_score(net_income, operating_cash_flow, total_assets, revenue,
                            config: ProfilesConfig) -> np.ndarray:
-    """0.5 x ramp(accruals / assets) + 0.25 x (operating cash flow < 0) + 0.25 x ramp(loss
-    margin); NaN when the statement lacks net income or cash flow."""
+    """w_accruals x ramp(accruals / assets) + w_cash_burn x (operating cash flow < 0) + w_loss x
+    ramp(loss margin) (``earnings_quality_weights``, by default 0.5, 0.25, 0.25); NaN when the
+    statement lacks net income or cash flow."""
     ni, ocf = np.asarray(net_income, float), np.asarray(operating_cash_flow, float)
     assets, rev = np.asarray(total_assets, float), np.asarray(revenue, float)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
@@ -57,7 +58,9 @@ def earnings_quality_score(net_income, operating_cash_flow, total_assets, revenu
     acc = ramp(accruals, config.accruals_ratio)
     burn = np.where(np.isnan(ocf), np.nan, (ocf < 0).astype(float))
     loss = ramp(loss_margin, config.loss_margin)
-    score = 0.5 * np.nan_to_num(acc) + 0.25 * np.nan_to_num(burn) + 0.25 * np.nan_to_num(loss)
+    w = config.earnings_quality_weights
+    score = (w.accruals * np.nan_to_num(acc) + w.cash_burn * np.nan_to_num(burn)
+             + w.loss * np.nan_to_num(loss))
     return np.where(np.isnan(ni) | np.isnan(ocf), np.nan, score)
 
 

@@ -1,4 +1,4 @@
-"""The ``profiles`` table: one row per issuer and as-of date (SPEC §3.4)."""
+"""The ``profiles`` table: one row per issuer and as-of date (docs/engines/profiles.md)."""
 
 from __future__ import annotations
 
