@@ -587,9 +587,19 @@ def test_shipped_config_loads() -> None:
     cfg = loaded.config
     assert isinstance(cfg, RegimeConfig)
     assert cfg.window == 63 and cfg.short_window == 21
-    assert cfg.regions["GLOBAL"].members == ("US_EQ", "EU_EQ")
+    assert cfg.regions["GLOBAL"].members == ()  # derived from configs/markets.yaml
     assert cfg.regions["US_EQ"].macro["implied_vol"] == ("US_IMPLIED_VOL", "VIX")
     assert loaded.config_id.startswith("regime@1-")
+
+
+def test_regions_are_derived_from_the_market_declarations() -> None:
+    from prometheus_dagster.steps.regime import regime_regions
+
+    regions = regime_regions(["US_EQ", "EU_EQ", "FX_GLOB"])
+    assert list(regions) == ["US_EQ", "EU_EQ", "FX_GLOB", "GLOBAL"]
+    assert regions["GLOBAL"].members == ("US_EQ", "EU_EQ")
+    assert regime_regions(["US_EQ"])["GLOBAL"].members == ("US_EQ",)
+    assert "FX_GLOB" not in regime_regions(["US_EQ", "EU_EQ"])
 
 
 def test_a_day_beyond_every_prototype_is_labelled_from_its_own_stress() -> None:

@@ -81,8 +81,7 @@ def test_the_steps_read_what_they_declare(store):
     compute_regimes(RecordingReader(wh, rec, "regimes"), mlflow, M, rc, dates, cfg, "cfg")
     fit_prototypes(RecordingReader(wh, rec, "refit"), M, rc, REFITS[1], cfg)
     declared = {(m if m != "GLOBAL" else "", t) for m, t in region_inputs(M, rc).pairs(M)}
-    index_fallback = {(M, "instruments"), (M, "returns_daily")}  # internals carry an index
     for owner, last in (("regimes", dates[-1]), ("refit", REFITS[1] - pd.Timedelta(days=1))):
         read = {(m, t) for m, t in rec.tables(owner) if t not in BOOKKEEPING_TABLES}
-        assert read == declared - index_fallback, owner
+        assert read == declared, owner
         assert all(r.last is not None and r.last <= last for r in rec.reads[owner]), owner
