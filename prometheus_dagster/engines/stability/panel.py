@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass
+from typing import overload
 
 import numpy as np
 import pandas as pd
@@ -70,6 +71,12 @@ def _dates(values: pd.Series | pd.Index) -> pd.DatetimeIndex:
     return pd.DatetimeIndex(pd.to_datetime(values)).normalize()
 
 
+@overload
+def _series(s: pd.Series) -> pd.Series: ...
+@overload
+def _series(s: None) -> None: ...
+@overload
+def _series(s: pd.Series | None) -> pd.Series | None: ...
 def _series(s: pd.Series | None) -> pd.Series | None:
     if s is None:
         return None
