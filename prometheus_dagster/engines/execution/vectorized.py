@@ -331,7 +331,7 @@ class ArrayBook:
                 m.bars[i, t, cols[:len(ids)]] = bars[name].to_numpy(dtype=float)
         m.split[t, :] = np.nan
         m.dividend[t, :] = np.nan
-        if act_ids:
+        if act_ids and actions is not None:
             kinds = actions["action_type"].astype(str).tolist()
             values = pd.to_numeric(actions["value"], errors="coerce").to_numpy(dtype=float)
             for c, kind, v in zip(cols[len(ids):], kinds, values, strict=True):

@@ -20,7 +20,7 @@ import datetime as dt
 import functools
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TypeAlias, overload
+from typing import TypeAlias
 
 import numpy as np
 import pandas as pd
@@ -64,12 +64,6 @@ class FeatureInputs:
         )
 
 
-@overload
-def rows_until(df: pd.DataFrame, col: str, day: pd.Timestamp) -> pd.DataFrame: ...
-@overload
-def rows_until(df: None, col: str, day: pd.Timestamp) -> None: ...
-@overload
-def rows_until(df: pd.DataFrame | None, col: str, day: pd.Timestamp) -> pd.DataFrame | None: ...
 def rows_until(df: pd.DataFrame | None, col: str, day: pd.Timestamp) -> pd.DataFrame | None:
     """The rows of ``df`` whose ``col`` falls on or before ``day`` (no table stays None)."""
     if df is None:

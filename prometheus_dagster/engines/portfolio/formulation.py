@@ -66,8 +66,12 @@ def _group_row(i: int) -> Callable[[PreparedProblem], np.ndarray]:
     return lambda q: q.groups[i][1]
 
 
-def _group_bound(i: int, col: int) -> Callable[[PreparedProblem], float]:
-    return lambda q: q.groups[i][col]
+def _group_floor(i: int) -> Callable[[PreparedProblem], float]:
+    return lambda q: q.groups[i][2]
+
+
+def _group_cap(i: int) -> Callable[[PreparedProblem], float]:
+    return lambda q: q.groups[i][3]
 
 
 def _factor_bound(pos: int, col: int) -> Callable[[PreparedProblem], float]:
@@ -155,9 +159,9 @@ def build(p: PreparedProblem, risk: RiskForm = "factor", *, parametric: bool = T
                 continue
             net = vector(_group_row(i), (n,)) @ w
             if np.isfinite(lo):
-                cons.append(net >= scalar(_group_bound(i, 2)))
+                cons.append(net >= scalar(_group_floor(i)))
             if np.isfinite(hi):
-                cons.append(net <= scalar(_group_bound(i, 3)))
+                cons.append(net <= scalar(_group_cap(i)))
     if "factor_limits" not in drop:
         for pos, (j, lo, hi) in enumerate(p.factor_limits):
             if f"factor:{j}" in drop:

@@ -209,9 +209,10 @@ def equity_news(config: SyntheticMarketConfig, hist: EquityHistory, times: Sessi
                    body.format(name=names[i]))
     # events
     for e in hist.events:
-        k = pos_of_day.get(e.event_day)
-        if k is None:
+        found = pos_of_day.get(e.event_day)
+        if found is None:
             continue
+        k = found
         i, name, loss = e.name, names[e.name], e.trough / e.peak - 1
         if e.kind == DEFAULT:
             add_issuer("DEFAULT", k, e.name, 0.5, f"{name} files for insolvency; shares to be "
