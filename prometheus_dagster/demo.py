@@ -338,6 +338,9 @@ def demo_stages(defs, history: pd.Timestamp, start: pd.Timestamp,
     # the regional regimes of a day read that day's macro series, which GLOBAL_daily ingests
     # after the regions: the demo ingests the window's macro first
     tags = _range_tags(GLOBAL, start, end)
+    if tags is None:
+        raise ValueError(f"no business day from {start:%Y-%m-%d} to {end:%Y-%m-%d} to ingest "
+                         "the macro series for")
     macro = JobTask(f"macro series {tags[RANGE_START]}...{tags[RANGE_END]}",
                     daily_job_name(GLOBAL), tags=tags, selection=(MACRO.to_user_string(),))
     stages.append(("training", [*training, macro]))

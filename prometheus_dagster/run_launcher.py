@@ -90,7 +90,8 @@ class MonitoredRunLauncher(DefaultRunLauncher):
                     continue
                 pid = event.engine_event_data.metadata.get("pid")
                 if pid is not None:
-                    self._workers[run_id] = (int(pid.value), entry.timestamp)
+                    # dagster records the pid as a text metadata value
+                    self._workers[run_id] = (int(str(pid.value)), entry.timestamp)
                     break
         return self._workers.get(run_id)
 

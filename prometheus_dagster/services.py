@@ -20,6 +20,7 @@ import subprocess
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import cast
 
 import psutil
 
@@ -80,7 +81,8 @@ class ServiceGroup:
         while True:
             for proc in self.procs:
                 if proc.poll() is not None:
-                    return f"{Path(str(proc.args[0])).name} exited with code {proc.returncode}"
+                    program = cast("list[str]", proc.args)[0]  # start() always passes a list
+                    return f"{Path(program).name} exited with code {proc.returncode}"
             if os.getppid() != self._parent_pid:
                 return "the launcher's parent process went away"
             time.sleep(poll_s)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-import yaml
+import yaml  # type: ignore[import-untyped]  # types-PyYAML is not installed
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from prometheus_dagster.core.errors import ConfigError
@@ -181,18 +181,20 @@ def validate_config(
     data: dict[str, Any], model: type[C] | None = None, source: str = "<inline>"
 ) -> LoadedConfig:
     """Validate a mapping into its config model (chosen by ``engine`` when no model is given)."""
+    resolved: type[VersionedConfig]
     if model is None:
         engine = data.get("engine")
         if engine is None:
             raise ConfigError(f"{source}: field 'engine' is required but missing")
-        model = config_model(str(engine), source)  # type: ignore[assignment]
+        resolved = config_model(str(engine), source)
     else:
+        resolved = model
         expected = model_engine(model)
         declared = data.get("engine")
         if expected is not None and declared is not None and declared != expected:
             raise _engine_mismatch(source, declared, expected)
     try:
-        config = model.model_validate(data)
+        config = resolved.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(_format_validation_error(source, exc, data)) from None
     cid, digest, body = make_config_id(config)

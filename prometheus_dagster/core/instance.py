@@ -23,7 +23,7 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +54,7 @@ _STORAGE_CONFIG = {
 }
 
 
-def research_postgres_url(config: dict[str, Any] | None = None) -> str:
+def research_postgres_url(config: Mapping[str, Any] | None = None) -> str:
     """The PostgreSQL URL of the research instance: the config's ``postgres_url``, else
     ``$PROMETHEUS_DAGSTER_PG_URL``, else the embedded server (started here if needed)."""
     config = config or {}
@@ -78,7 +78,7 @@ class _ResearchStorageConfig:
 
     @classmethod
     def from_config_value(cls, inst_data: ConfigurableClassData | None,
-                          config_value: dict[str, Any]) -> Any:
+                          config_value: Mapping[str, Any]) -> Any:
         return cls(research_postgres_url(config_value), inst_data=inst_data)  # type: ignore[call-arg]
 
 
@@ -96,7 +96,7 @@ class ResearchEventLogStorage(_ResearchStorageConfig, PostgresEventLogStorage):
 
     @classmethod
     def from_config_value(cls, inst_data: ConfigurableClassData | None,
-                          config_value: dict[str, Any]) -> Any:
+                          config_value: Mapping[str, Any]) -> Any:
         _enable_event_batching()
         return super().from_config_value(inst_data, config_value)
 
@@ -159,7 +159,8 @@ def unmaterialized_planned_partitions(
     for entry in entries:
         dagster_event = entry.get_dagster_event()
         if dagster_event.event_type == DagsterEventType.ASSET_MATERIALIZATION:
-            done.add((dagster_event.asset_key, dagster_event.partition))
+            if dagster_event.asset_key is not None:  # set on every materialization
+                done.add((dagster_event.asset_key, dagster_event.partition))
             continue
         data = dagster_event.event_specific_data
         if not isinstance(data, AssetMaterializationPlannedData):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from typing import overload
 
 import numpy as np
 import pandas as pd
@@ -382,5 +383,11 @@ def vector_to_bytes(v: object) -> bytes | None:
     return np.asarray(v, dtype="<f4").tobytes()
 
 
+@overload
+def vector_to_array(blob: bytes) -> np.ndarray: ...
+@overload
+def vector_to_array(blob: None) -> None: ...
+@overload
+def vector_to_array(blob: bytes | None) -> np.ndarray | None: ...
 def vector_to_array(blob: bytes | None) -> np.ndarray | None:
     return None if blob is None else np.frombuffer(blob, dtype="<f4")

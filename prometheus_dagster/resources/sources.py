@@ -15,9 +15,12 @@ from prometheus_dagster.core.paths import CONFIG_DIR
 @functools.cache
 def _embedded(config_path: str):
     from prometheus_dagster.engines.ingestion.sources import EmbeddedSource
-    from prometheus_dagster.engines.synthetic_market import SyntheticMarket
+    from prometheus_dagster.engines.synthetic_market import SyntheticMarket, SyntheticMarketConfig
 
     loaded = load_config(config_path)
+    if not isinstance(loaded.config, SyntheticMarketConfig):
+        raise ConfigError(f"{config_path}: engine {loaded.config.engine!r} is not a synthetic "
+                          "market config")
     return EmbeddedSource(SyntheticMarket(loaded.config)), loaded
 
 

@@ -94,7 +94,8 @@ class LabelSettings(StrictModel):
 
 # Sign priors of the classic premia: the forecast may only rise with these features (+1) or
 # fall (-1); the others are free.
-DEFAULT_MONOTONE: dict[str, int] = {
+Monotone = Literal[-1, 0, 1]
+DEFAULT_MONOTONE: dict[str, Monotone] = {
     "book_to_price": 1, "earnings_yield": 1, "fcf_yield": 1, "mom_12_1": 1, "mom_6m": 1,
     "drawdown": 1, "roe": 1, "roa": 1, "gross_profitability": 1, "earnings_quality": 1,
     "balance_sheet_strength": 1, "dividend_yield": 1, "neg_vol_63d": 1,
@@ -118,7 +119,7 @@ class ModelSettings(StrictModel):
     seed: int = 7
     deterministic: bool = True
     n_jobs: int = Field(1, ge=1)
-    monotone: dict[str, Literal[-1, 0, 1]] = Field(
+    monotone: dict[str, Monotone] = Field(
         default_factory=lambda: dict(DEFAULT_MONOTONE),
         description="feature -> monotone constraint (features not in the model are ignored)")
 

@@ -30,7 +30,11 @@ from prometheus_dagster.engines.assessment.config import (
     AssessmentConfig,
     embedding_features,
 )
-from prometheus_dagster.engines.assessment.inputs import AssessmentInputs, clean_inputs
+from prometheus_dagster.engines.assessment.inputs import (
+    AssessmentInputs,
+    clean_inputs,
+    required,
+)
 from prometheus_dagster.engines.assessment.panel import (
     on_sessions,
     wide,
@@ -45,7 +49,8 @@ ANNUALISE = 4.0  # statements are quarterly
 
 
 def session_grid(tables: dict[str, pd.DataFrame | None]) -> pd.DatetimeIndex:
-    dates = np.concatenate([tables[t]["date"].to_numpy() for t in ("prices", "returns")])
+    dates = np.concatenate([required(tables, t)["date"].to_numpy()
+                            for t in ("prices", "returns")])
     return pd.DatetimeIndex(np.unique(dates))
 
 
@@ -59,7 +64,7 @@ def raw_features(inputs: AssessmentInputs, dates: Iterable[object],
     fs = cfg.features
     t = clean_inputs(inputs)
     sessions = session_grid(t)
-    inst = t["instruments"]
+    inst = required(t, "instruments")
     equity = inst[inst["asset_class"].astype(str).str.upper() == "EQUITY"]
     names = pd.Index(sorted(equity["instrument_id"]), name="instrument_id")
     issuer_of = equity.set_index("instrument_id")["issuer_id"]

@@ -4,8 +4,9 @@ str). Bad input raises :class:`AssessmentInputError` naming the table and column
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields, replace
+from typing import Literal, overload
 
 import numpy as np
 import pandas as pd
@@ -151,6 +152,13 @@ def _require(df: pd.DataFrame, table: str, columns: Sequence[str]) -> None:
                                    f"{', '.join(missing)}")
 
 
+RequiredTable = Literal["prices", "returns", "instruments"]  # REQUIRED_TABLES
+
+
+@overload
+def clean_table(name: RequiredTable, df: pd.DataFrame | None) -> pd.DataFrame: ...
+@overload
+def clean_table(name: str, df: pd.DataFrame | None) -> pd.DataFrame | None: ...
 def clean_table(name: str, df: pd.DataFrame | None) -> pd.DataFrame | None:
     """The canonical form of one input (None when absent or empty and optional)."""
     table = WAREHOUSE_NAMES[name]
@@ -198,6 +206,15 @@ def _vector(v: object) -> np.ndarray | None:
     if isinstance(v, bytes | bytearray | memoryview):
         return vector_to_array(bytes(v)).astype(float)
     return np.asarray(v, dtype=float)
+
+
+def required(tables: Mapping[str, pd.DataFrame | None], name: str) -> pd.DataFrame:
+    """A required table of ``clean_inputs`` (``clean_table`` raises when one is absent)."""
+    df = tables[name]
+    if df is None:
+        raise AssessmentInputError(f"assessment: table {WAREHOUSE_NAMES[name]} is required "
+                                   "but empty")
+    return df
 
 
 def clean_inputs(inputs: AssessmentInputs) -> dict[str, pd.DataFrame | None]:

@@ -47,7 +47,8 @@ def cross_sectional_score(values: pd.Series, by: pd.Series) -> pd.Series:
     return ((r - 1) / (n - 1)).where(n > 1, 0.5)
 
 
-def confidence(values: pd.Series, by: pd.Series, ic: float, full_ic: float) -> np.ndarray:
+def confidence(values: pd.Series, by: pd.Series, ic: float | None, full_ic: float
+               ) -> np.ndarray:
     g = values.groupby(by)
     sd = g.transform(lambda s: s.std(ddof=0)).to_numpy(dtype=float)
     with np.errstate(invalid="ignore", divide="ignore"):

@@ -64,10 +64,10 @@ def _shade(ax: Any, dates: pd.DatetimeIndex, labels: pd.Series) -> None:
     start = 0
     for i in range(1, len(dates) + 1):
         if i == len(dates) or values[i] != values[start]:
-            if values[start] is not None:
+            label = values[start]
+            if label is not None:
                 end = dates[i] if i < len(dates) else dates[-1] + pd.Timedelta(days=1)
-                ax.axvspan(dates[start], end, color=colours[values[start]], lw=0, alpha=0.7,
-                           zorder=0)
+                ax.axvspan(dates[start], end, color=colours[label], lw=0, alpha=0.7, zorder=0)
             start = i
     handles = [Patch(color=c, label=k) for k, c in colours.items()]
     legend = ax.legend(handles=handles, loc="lower left", fontsize=7, ncol=3, title="regime",

@@ -118,13 +118,20 @@ def basis_price(bar: Bar, fill_price: str) -> float:
     return (bar.high + bar.low + bar.close) / 3.0
 
 
+def _order_price(value: float | None, order: Order, field: str) -> float:
+    # Order validation sets the price its order type needs; None here is a corrupted order
+    if value is None:
+        raise ExecutionError(f"{order.order_type} order {order.order_id} has no {field}")
+    return float(value)
+
+
 def reference_price(order: Order, bar: Bar, fill_price: str) -> tuple[float | None, str | None]:
     """(price before slippage, None) when the order executes on the bar, else (None, why)."""
     buy = order.side == "BUY"
     if order.order_type == "MARKET":
         return basis_price(bar, fill_price), None
     if order.order_type == "LIMIT":
-        limit = float(order.limit_price)
+        limit = _order_price(order.limit_price, order, "limit_price")
         if buy:
             if bar.low <= limit:
                 return min(bar.open, limit), None
@@ -134,7 +141,7 @@ def reference_price(order: Order, bar: Bar, fill_price: str) -> tuple[float | No
         return None, f"limit {limit:g} not reached (high {bar.high:g})"
     if order.filled_quantity > 0:  # triggered in an earlier session: now a market order
         return basis_price(bar, fill_price), None
-    stop = float(order.stop_price)
+    stop = _order_price(order.stop_price, order, "stop_price")
     if buy:
         if bar.high >= stop:
             return max(bar.open, stop), None

@@ -81,9 +81,10 @@ def execution_tables(orders: Iterable[Order], fills: Iterable[Fill],
                      snapshots: Iterable[PositionsSnapshot], *, market_id: str, config_id: str,
                      backtest_id: str | None = None) -> dict[str, pd.DataFrame]:
     """Table name -> frame of the orders, fills and snapshots."""
-    kw = {"market_id": market_id, "config_id": config_id, "backtest_id": backtest_id}
-    return {"orders": orders_frame(orders, **kw), "fills": fills_frame(fills, **kw),
-            "positions_snapshots": snapshots_frame(snapshots, **kw)}
+    ids = {"market_id": market_id, "config_id": config_id}
+    return {"orders": orders_frame(orders, **ids, backtest_id=backtest_id),
+            "fills": fills_frame(fills, **ids, backtest_id=backtest_id),
+            "positions_snapshots": snapshots_frame(snapshots, **ids, backtest_id=backtest_id)}
 
 
 def execution_frames(broker: SimulatedBroker,

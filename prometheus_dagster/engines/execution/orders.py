@@ -8,6 +8,7 @@ its holder.
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 import numbers
 from dataclasses import dataclass
@@ -159,8 +160,8 @@ class Fill:
     decision_id: str
     portfolio_id: str
     instrument_id: str
-    date: date
-    decided_on: date
+    date: dt.date  # the field's name shadows the type in the class body
+    decided_on: dt.date
     side: Side
     quantity: float
     price: float

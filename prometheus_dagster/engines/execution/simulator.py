@@ -34,6 +34,7 @@ from prometheus_dagster.engines.execution.orders import (
     Fill,
     Mode,
     Order,
+    OrderStatus,
     as_date,
 )
 
@@ -219,7 +220,7 @@ class MarketSimulator:
                 why = (f"participation cap {cfg.max_participation:g} of volume "
                        f"{bar.volume:g}: {order.remaining - qty:g} shares unfilled")
         fill = None
-        if qty > QTY_TOL:
+        if base is not None and qty > QTY_TOL:  # qty stays 0 without a reference price
             used[order.instrument_id] = used.get(order.instrument_id, 0.0) + qty
             price = slipped_price(order, base, cfg.slippage_bps)
             fill = Fill(fill_id=f"{order.order_id}:{day.isoformat()}", order_id=order.order_id,
@@ -235,6 +236,7 @@ class MarketSimulator:
         avg = order.avg_fill_price
         if fill is not None:
             avg = ((avg or 0.0) * order.filled_quantity + fill.price * qty) / filled
+        status: OrderStatus
         if order.quantity - filled <= QTY_TOL:
             status, why = "FILLED", None
             filled = order.quantity

@@ -29,13 +29,21 @@ import pandas as pd
 from prometheus_dagster.engines.execution import kernel as K
 from prometheus_dagster.engines.execution.config import ExecutionConfig
 from prometheus_dagster.engines.execution.errors import ExecutionError
-from prometheus_dagster.engines.execution.orders import QTY_TOL, Fill, Mode, Order, as_date
+from prometheus_dagster.engines.execution.orders import (
+    QTY_TOL,
+    Fill,
+    Mode,
+    Order,
+    OrderStatus,
+    OrderType,
+    as_date,
+)
 from prometheus_dagster.engines.execution.planner import order_id_for
 from prometheus_dagster.engines.execution.simulator import PositionRow, PositionsSnapshot
 
 BAR_FIELDS = ("open", "high", "low", "close", "volume")
-STATUSES = ("NEW", "PARTIALLY_FILLED", "FILLED", "CANCELLED")
-ORDER_TYPES = ("MARKET", "LIMIT", "STOP")
+STATUSES: tuple[OrderStatus, ...] = ("NEW", "PARTIALLY_FILLED", "FILLED", "CANCELLED")
+ORDER_TYPES: tuple[OrderType, ...] = ("MARKET", "LIMIT", "STOP")
 
 
 @dataclass
@@ -130,7 +138,9 @@ class MarketArrays:
                     split[r, c] = v if np.isnan(split[r, c]) else split[r, c] * v
                 elif k == "DIVIDEND":
                     dividend[r, c] = v if np.isnan(dividend[r, c]) else dividend[r, c] + v
-        return cls.from_arrays(list(days), ids, *fields, split=split, dividend=dividend)
+        open_, high, low, close, volume = fields
+        return cls.from_arrays(list(days), ids, open_, high, low, close, volume, split=split,
+                               dividend=dividend)
 
 
 class ArrayBook:
@@ -321,7 +331,7 @@ class ArrayBook:
                 m.bars[i, t, cols[:len(ids)]] = bars[name].to_numpy(dtype=float)
         m.split[t, :] = np.nan
         m.dividend[t, :] = np.nan
-        if act_ids:
+        if act_ids and actions is not None:
             kinds = actions["action_type"].astype(str).tolist()
             values = pd.to_numeric(actions["value"], errors="coerce").to_numpy(dtype=float)
             for c, kind, v in zip(cols[len(ids):], kinds, values, strict=True):
@@ -439,16 +449,18 @@ class ArrayBook:
             t = int(row[K.O_DECIDED])
             j = int(row[K.O_INST])
             status = STATUSES[int(row[K.O_STATUS])]
-            fields = {
-                "order_id": order_id_for(portfolio_id, days[t], ids[j]),
-                "decision_id": decision_id if isinstance(decision_id, str)
-                else decision_id[t],
-                "portfolio_id": portfolio_id, "decided_on": days[t], "mode": mode}
             if given is not None:
-                fields = {f: getattr(given, f) for f in fields}
+                oid, did, pid, decided_on, order_mode = (
+                    given.order_id, given.decision_id, given.portfolio_id, given.decided_on,
+                    given.mode)
+            else:
+                oid, pid, decided_on, order_mode = (
+                    order_id_for(portfolio_id, days[t], ids[j]), portfolio_id, days[t], mode)
+                did = decision_id if isinstance(decision_id, str) else decision_id[t]
             kind = ORDER_TYPES[int(row[K.O_TYPE])]
             out.append(Order(
-                **fields, instrument_id=ids[j], side="BUY" if row[K.O_SIDE] > 0 else "SELL",
+                order_id=oid, decision_id=did, portfolio_id=pid, decided_on=decided_on,
+                mode=order_mode, instrument_id=ids[j], side="BUY" if row[K.O_SIDE] > 0 else "SELL",
                 quantity=float(row[K.O_QTY]), order_type=kind,
                 limit_price=float(row[K.O_LIMIT]) if kind == "LIMIT" else None,
                 stop_price=float(row[K.O_STOP]) if kind == "STOP" else None,

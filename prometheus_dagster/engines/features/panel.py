@@ -20,6 +20,7 @@ import datetime as dt
 import functools
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import TypeAlias
 
 import numpy as np
 import pandas as pd
@@ -27,7 +28,7 @@ import pandas as pd
 from prometheus_dagster.core.errors import DataSchemaError
 from prometheus_dagster.engines.features.config import FeaturesConfig
 
-DateLike = dt.date | dt.datetime | pd.Timestamp | str | np.datetime64
+DateLike: TypeAlias = dt.date | dt.datetime | pd.Timestamp | str | np.datetime64
 
 # (rows x names) elements processed at once by the rolling reductions
 _CHUNK_ELEMENTS = 1 << 20
@@ -55,18 +56,19 @@ class FeatureInputs:
         """What was known at the end of ``as_of_date``: prices and corporate actions dated
         <= as_of_date, statements reported <= as_of_date."""
         d = to_date(as_of_date)
-
-        def cut(df: pd.DataFrame | None, col: str) -> pd.DataFrame | None:
-            if df is None:
-                return None
-            return df[pd.to_datetime(df[col]).dt.normalize() <= d]
-
         return FeatureInputs(
-            prices=cut(self.prices, "date"),  # type: ignore[arg-type]
-            corporate_actions=cut(self.corporate_actions, "date"),
-            fundamentals=cut(self.fundamentals, "report_date"),
+            prices=rows_until(self.prices, "date", d),
+            corporate_actions=rows_until(self.corporate_actions, "date", d),
+            fundamentals=rows_until(self.fundamentals, "report_date", d),
             instruments=self.instruments,
         )
+
+
+def rows_until(df: pd.DataFrame | None, col: str, day: pd.Timestamp) -> pd.DataFrame | None:
+    """The rows of ``df`` whose ``col`` falls on or before ``day`` (no table stays None)."""
+    if df is None:
+        return None
+    return df[pd.to_datetime(df[col]).dt.normalize() <= day]
 
 
 def to_date(value: DateLike) -> pd.Timestamp:
@@ -315,6 +317,13 @@ def row_sum(x: np.ndarray, mask: np.ndarray) -> np.ndarray:
 class MarketPanel:
     """One market's history as aligned (sessions x instruments) arrays, plus derived series
     computed on demand. Instruments are sorted by id; sessions by date."""
+
+    # factor-return cache (sessions x factors), set by compute.ensure_factor_returns on first
+    # use: declared here for the type checker, absent until then
+    factor_values: np.ndarray
+    factor_n_long: np.ndarray
+    factor_n_short: np.ndarray
+    factor_done: np.ndarray
 
     def __init__(self, market_id: str, p: pd.DataFrame, ret: np.ndarray,
                  asset_class: dict[str, str] | None, issuer_of: dict[str, str],

@@ -44,6 +44,7 @@ from prometheus_dagster.engines.features.panel import (
     DateLike,
     FeatureInputs,
     row_sum,
+    rows_until,
     to_date,
     to_dates,
 )
@@ -113,18 +114,13 @@ class FeaturePanel:
     def truncated(self, as_of_date: DateLike) -> FeaturePanel:
         """The panel as known at the end of ``as_of_date``."""
         d = to_date(as_of_date)
-
-        def cut(df: pd.DataFrame | None, col: str) -> pd.DataFrame | None:
-            if df is None:
-                return None
-            return df[pd.to_datetime(df[col]).dt.normalize() <= d]
-
         return FeaturePanel(
-            returns=cut(self.returns, "date"),  # type: ignore[arg-type]
-            volatility=cut(self.volatility, "date"),  # type: ignore[arg-type]
-            liquidity=cut(self.liquidity, "date"),  # type: ignore[arg-type]
+            returns=rows_until(self.returns, "date", d),
+            volatility=rows_until(self.volatility, "date", d),
+            liquidity=rows_until(self.liquidity, "date", d),
             instruments=self.instruments, issuers=self.issuers,
-            fundamentals=cut(self.fundamentals, "report_date"), prices=cut(self.prices, "date"))
+            fundamentals=rows_until(self.fundamentals, "report_date", d),
+            prices=rows_until(self.prices, "date", d))
 
 
 # --- per-market raw feature cube ------------------------------------------------------------
@@ -369,7 +365,7 @@ def _entity_series(panel: FeaturePanel, entity_type: str, entity_id: str,
                 else np.isin(cube.ids, members))
         raw, obs, flag = _aggregate(cube, cols)
     feats = np.concatenate([raw, flag[:, None]], axis=1)
-    names = INSTRUMENT_FEATURES
+    names: tuple[str, ...] = INSTRUMENT_FEATURES
     if entity_type == "ISSUER":
         feats = np.concatenate([feats, _fundamental_series(panel, entity_id, cube.dates, config)],
                                axis=1)
@@ -390,7 +386,7 @@ def _aggregate(cube: _Cube, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray, n
             raw[:, k] = np.where(cnt > 0, row_sum(x, ok) / cnt, np.nan)
     obs_members = cube.observed[:, cols]
     m = max(int(cols.sum()), 1)
-    return raw, obs_members.any(axis=1), obs_members.sum(axis=1) / m
+    return raw, np.asarray(obs_members.any(axis=1)), obs_members.sum(axis=1) / m
 
 
 # --- public API -------------------------------------------------------------------------------

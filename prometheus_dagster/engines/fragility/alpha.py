@@ -48,7 +48,7 @@ def fragility_alpha_rows(components: pd.DataFrame, models: dict[pd.Timestamp, tu
     for h in config.horizons:
         classes = fragility_classes(score, soft, prob[h], config)
         templates: list[list[dict]] = [[] for _ in range(len(comp))]
-        for k in np.flatnonzero(classes != "NONE"):  # NONE has no templates
+        for k in np.flatnonzero(classes != "NONE").tolist():  # NONE has no templates
             instrument = instruments[k]
             templates[k] = position_templates(
                 etypes[k], eids[k], instrument if isinstance(instrument, str) else None,

@@ -7,6 +7,8 @@ sector loses what an equal-weighted basket of its names would."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
@@ -94,7 +96,7 @@ def fragility_measures(market_id: str, as_of_date: pd.Timestamp, paths: pd.DataF
     loss = -returns
     names = keys["name"].astype(str).to_numpy()
     families = keys["family"].astype(str).to_numpy()
-    per_set = [{} for _ in entities]
+    per_set: list[dict[str, Any]] = [{} for _ in entities]
     for name in sorted(set(names)):
         rows = np.flatnonzero(names == name)
         stats = _row_stats(loss[:, rows], mc.es_level)
@@ -180,10 +182,11 @@ def fragility_measures_range(market_id: str, paths: pd.DataFrame,
         offset = dict(zip(group, np.cumsum([0, *lengths[:-1]]).tolist(), strict=True))
         wanted = {e for d in group for e in entities_on[d]}
         row_of: dict[tuple[str, str], int] = {}
-        returns = []
+        returns: list[np.ndarray] = []
         for entity in sorted(wanted):
-            idx = [col_of[i] for i in members.get(entity, []) if i in present]
-            if idx:
+            idx = np.array([col_of[i] for i in members.get(entity, []) if i in present],
+                           dtype=np.intp)
+            if idx.size:
                 # column-major like a pivot's matrix: members are summed one after another
                 # (a row-major block would be summed pairwise, differing in the last bit)
                 row_of[entity] = len(returns)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -32,7 +33,7 @@ class HorizonModel:
     base_rate: float
     rows: int
     positives: int
-    _booster: object = field(default=None, repr=False, compare=False)
+    _booster: Any = field(default=None, repr=False, compare=False)  # lightgbm.Booster
 
     def probability(self, x: np.ndarray) -> np.ndarray:
         import lightgbm as lgb
@@ -133,5 +134,7 @@ def fit_fragility_model(components: pd.DataFrame, outcomes: dict[int, pd.DataFra
                                    float(y.mean()), int(len(y)), positives)
         d0 = pd.Timestamp(df["as_of_date"].min())
         first = d0 if first is None else min(first, d0)
+    if first is None:
+        raise FragilityTrainingError("no horizons configured: there is no model to fit")
     return FragilityModel(mc.model_id, tuple(mc.features), str(pd.Timestamp(cut).date()),
                           str(first.date()), horizons)

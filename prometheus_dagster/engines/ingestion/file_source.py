@@ -317,11 +317,11 @@ class FileSource:
         dup = frame.duplicated(key, keep=False) & frame[key].notna().all(axis=1)
         if dup.any():
             for _, grp in frame[dup].groupby(key, sort=False):
-                where = [_at(f, r) for f, r in zip(grp[SOURCE_FILE], grp[SOURCE_ROW],
-                                                   strict=True)]
+                places = [_at(f, r) for f, r in zip(grp[SOURCE_FILE], grp[SOURCE_ROW],
+                                                    strict=True)]
                 keyval = ", ".join(f"{k}={grp[k].iat[0]}" for k in key)
-                problems.append(f"{where[0]}: duplicate key {keyval} (also at "
-                                f"{'; '.join(where[1:])})")
+                problems.append(f"{places[0]}: duplicate key {keyval} (also at "
+                                f"{'; '.join(places[1:])})")
         if problems:
             raise SourceError(_join_problems(f"{table}", problems))
 
@@ -437,7 +437,8 @@ class FileSource:
                               "cannot be derived (article, instrument and issuer unknown)"))
         return frame, defects
 
-    def _row_defect(self, frame: pd.DataFrame, i: int, text: str) -> tuple[str, int, str]:
+    def _row_defect(self, frame: pd.DataFrame, i: int | np.integer, text: str
+                    ) -> tuple[str, int, str]:
         f, r = frame[SOURCE_FILE].iat[i], int(frame[SOURCE_ROW].iat[i])
         return (f, r, f"{_at(f, r)}: {text}")
 

@@ -48,6 +48,9 @@ _EXPECTED = {
 DATE_WITH_TIME = ("is a timestamp, not a date (rule: a date column holds YYYY-MM-DD without a "
                   "time of day or time-zone offset; give the market's session date)")
 
+# "no reason" in np.where: the numpy stubs take arrays, not a bare None, as a branch
+_NONE = np.array(None, dtype=object)
+
 # A date followed by a time of day and an optional offset; group 2 is the time of day.
 _DATE_TIME_TEXT = re.compile(
     r"^(\d{4}-?\d{2}-?\d{2})[T ](\d{2}(?::?\d{2}(?::?\d{2}(?:[.,]\d+)?)?)?)\s*"
@@ -135,7 +138,7 @@ def _coerce_dates(s: pd.Series, expected: str) -> Coerced:
         wall = s.dt.tz_localize(None) if getattr(s.dt, "tz", None) is not None else s
         wall = wall.astype("datetime64[ns]")
         timed = wall.notna() & wall.ne(wall.dt.normalize())
-        reasons = pd.Series(np.where(timed, DATE_WITH_TIME, None), index=s.index, dtype=object)
+        reasons = pd.Series(np.where(timed, DATE_WITH_TIME, _NONE), index=s.index, dtype=object)
         return Coerced(wall.where(~timed), timed, expected, reasons if timed.any() else None)
     missing = _missing(s)
     s = s.where(~missing, None)
@@ -161,7 +164,7 @@ def _coerce_dates(s: pd.Series, expected: str) -> Coerced:
     off_midnight = parsed.notna() & parsed.ne(parsed.dt.normalize())
     timed |= off_midnight
     parsed = parsed.where(~timed)
-    reasons = pd.Series(np.where(timed, DATE_WITH_TIME, None), index=s.index, dtype=object)
+    reasons = pd.Series(np.where(timed, DATE_WITH_TIME, _NONE), index=s.index, dtype=object)
     return Coerced(parsed, bad | timed, expected, reasons if timed.any() else None)
 
 
@@ -248,9 +251,9 @@ def coerce_column(col: Column, raw: pd.Series, *, strip_text: bool = False) -> C
                 return mapping.get(v.strip().lower(), "BAD")
             return "BAD"
 
-        conv = s.where(~missing, None).map(lambda v: None if v is None else conv_bool(v))
-        bad = conv.map(lambda v: isinstance(v, str))
-        out = conv.where(~bad, None).astype("boolean")
+        flags = s.where(~missing, None).map(lambda v: None if v is None else conv_bool(v))
+        bad = flags.map(lambda v: isinstance(v, str))
+        out = flags.where(~bad, None).astype("boolean")
         return Coerced(out, bad, expected)
 
     if col.dtype == "vector":

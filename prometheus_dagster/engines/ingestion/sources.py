@@ -170,6 +170,7 @@ class EmbeddedSource:
         if df is None:
             return empty_frame(schema)
         df = df.reset_index(drop=True)
-        if len(df) and schema.partition_column in df.columns:
-            df = filter_dates(df, schema.partition_column, start, end).reset_index(drop=True)
+        col = schema.partition_column
+        if len(df) and col is not None and col in df.columns:
+            df = filter_dates(df, col, start, end).reset_index(drop=True)
         return df

@@ -123,7 +123,7 @@ def _side_bounds(side: str, lo: float, hi: float) -> tuple[float, float]:
 
 
 def _fragility(row: Mapping[str, Any]) -> float:
-    score = row.get("fragility_score")
+    score: Any = row.get("fragility_score")  # _missing covers None
     if not _missing(score):
         return float(score)
     return FRAGILITY_BY_CLASS.get(_text(row.get("soft_target_class")) or "NONE", 0.0)

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import cvxpy as cp
 import numpy as np
 
-from prometheus_dagster.engines.portfolio.problem import PreparedProblem
+from prometheus_dagster.engines.portfolio.problem import PreparedProblem, present
 from prometheus_dagster.engines.portfolio.qp import objective_scale
 
 RiskForm = Literal["factor", "dense", "none"]
@@ -58,18 +58,45 @@ def present_families(p: PreparedProblem) -> list[str]:
     return [f for f in FAMILIES if have[f]]
 
 
+def _entries(side: str, idx: np.ndarray) -> Callable[[PreparedProblem], np.ndarray]:
+    return lambda q: getattr(q, side)[idx]
+
+
+def _group_row(i: int) -> Callable[[PreparedProblem], np.ndarray]:
+    return lambda q: q.groups[i][1]
+
+
+def _group_floor(i: int) -> Callable[[PreparedProblem], float]:
+    return lambda q: q.groups[i][2]
+
+
+def _group_cap(i: int) -> Callable[[PreparedProblem], float]:
+    return lambda q: q.groups[i][3]
+
+
+def _factor_bound(pos: int, col: int) -> Callable[[PreparedProblem], float]:
+    return lambda q: q.factor_limits[pos][col]
+
+
 def build(p: PreparedProblem, risk: RiskForm = "factor", *, parametric: bool = True,
           drop: frozenset[str] = frozenset()) -> Formulation:
     """Build the problem. ``risk="none"`` gives a feasibility problem (objective 0);
     ``drop`` removes constraint families (``FAMILIES``) or single items ("group:<i>",
     "factor:<j>", by position in ``p.groups`` / column index)."""
-    binders: list = []
+    binders: list[tuple[cp.Parameter, Callable[[PreparedProblem], np.ndarray | float]]] = []
 
-    def data(get: Callable[[PreparedProblem], np.ndarray | float], shape: tuple = (),
-             **attrs) -> cp.Parameter | np.ndarray | float:
+    def vector(get: Callable[[PreparedProblem], np.ndarray], shape: tuple[int, ...],
+               **attrs: Any) -> cp.Parameter | np.ndarray:
         if not parametric:
             return get(p)
         param = cp.Parameter(shape, **attrs)
+        binders.append((param, get))
+        return param
+
+    def scalar(get: Callable[[PreparedProblem], float]) -> cp.Parameter | float:
+        if not parametric:
+            return get(p)
+        param = cp.Parameter(())
         binders.append((param, get))
         return param
 
@@ -80,11 +107,11 @@ def build(p: PreparedProblem, risk: RiskForm = "factor", *, parametric: bool = T
     exposure = None
     if risk == "factor":
         y = cp.Variable(k, name="y")
-        cons.append(y == data(lambda q: q.B, (n, k)).T @ w)
+        cons.append(y == vector(lambda q: q.B, (n, k)).T @ w)
         exposure = y
-        lf = data(lambda q: np.sqrt(q.lam * objective_scale(q)) * q.L, (k, k))
-        sd = data(lambda q: np.sqrt(q.lam * objective_scale(q) * q.D), (n,), nonneg=True)
-        objective = (data(lambda q: objective_scale(q) * q.mu, (n,)) @ w
+        lf = vector(lambda q: np.sqrt(q.lam * objective_scale(q)) * q.L, (k, k))
+        sd = vector(lambda q: np.sqrt(q.lam * objective_scale(q) * q.D), (n,), nonneg=True)
+        objective = (vector(lambda q: objective_scale(q) * q.mu, (n,)) @ w
                      - cp.sum_squares(lf.T @ y) - cp.sum_squares(cp.multiply(sd, w)))
     elif risk == "dense":
         scale = objective_scale(p)
@@ -98,22 +125,22 @@ def build(p: PreparedProblem, risk: RiskForm = "factor", *, parametric: bool = T
             if idx.size == 0:
                 continue
             lhs = w if idx.size == n else w[idx]
-            rhs = data(lambda q, s=side, i=idx: getattr(q, s)[i], (idx.size,))
+            rhs = vector(_entries(side, idx), (idx.size,))
             cons.append(lhs >= rhs if side == "lower" else lhs <= rhs)
     if p.budget is not None and "budget" not in drop:
-        cons.append(cp.sum(w) == data(lambda q: q.budget))
+        cons.append(cp.sum(w) == scalar(lambda q: present(q.budget, "budget")))
 
     use_turnover = p.turnover is not None and "turnover" not in drop
     use_costs = p.has_costs and risk != "none"
     if use_turnover or use_costs:
         z = cp.Variable(n, name="trade", nonneg=True)
-        w_prev = data(lambda q: q.w_prev, (n,))
+        w_prev = vector(lambda q: q.w_prev, (n,))
         cons += [z >= w - w_prev, z >= w_prev - w]
         if use_turnover:
-            cons.append(cp.sum(z) <= data(lambda q: q.turnover))
+            cons.append(cp.sum(z) <= scalar(lambda q: present(q.turnover, "turnover")))
         if use_costs:
-            objective = objective - data(lambda q: objective_scale(q) * q.cost, (n,),
-                                              nonneg=True) @ z
+            objective = objective - vector(lambda q: objective_scale(q) * q.cost, (n,),
+                                                nonneg=True) @ z
 
     use_gross = p.gross is not None and "gross" not in drop
     use_budgeted = p.budgeted is not None and "budgeted" not in drop
@@ -121,29 +148,29 @@ def build(p: PreparedProblem, risk: RiskForm = "factor", *, parametric: bool = T
         g = cp.Variable(n, name="gross", nonneg=True)
         cons += [g >= w, g >= -w]
         if use_gross:
-            cons.append(cp.sum(g) <= data(lambda q: q.gross))
+            cons.append(cp.sum(g) <= scalar(lambda q: present(q.gross, "gross")))
         if use_budgeted:
-            cons.append(data(lambda q: q.budgeted[0], (n,)) @ g
-                        <= data(lambda q: q.budgeted[1]))
+            cons.append(vector(lambda q: present(q.budgeted, "budgeted")[0], (n,)) @ g
+                        <= scalar(lambda q: present(q.budgeted, "budgeted")[1]))
 
     if "groups" not in drop:
         for i, (_, _, lo, hi) in enumerate(p.groups):
             if f"group:{i}" in drop:
                 continue
-            net = data(lambda q, i=i: q.groups[i][1], (n,)) @ w
+            net = vector(_group_row(i), (n,)) @ w
             if np.isfinite(lo):
-                cons.append(net >= data(lambda q, i=i: q.groups[i][2]))
+                cons.append(net >= scalar(_group_floor(i)))
             if np.isfinite(hi):
-                cons.append(net <= data(lambda q, i=i: q.groups[i][3]))
+                cons.append(net <= scalar(_group_cap(i)))
     if "factor_limits" not in drop:
         for pos, (j, lo, hi) in enumerate(p.factor_limits):
             if f"factor:{j}" in drop:
                 continue
             expo = exposure[j] if exposure is not None else p.B[:, j] @ w
             if np.isfinite(lo):
-                cons.append(expo >= data(lambda q, pos=pos: q.factor_limits[pos][1]))
+                cons.append(expo >= scalar(_factor_bound(pos, 1)))
             if np.isfinite(hi):
-                cons.append(expo <= data(lambda q, pos=pos: q.factor_limits[pos][2]))
+                cons.append(expo <= scalar(_factor_bound(pos, 2)))
 
     sense = cp.Minimize(0) if risk == "none" else cp.Maximize(objective)
     form = Formulation(cp.Problem(sense, cons), w, binders)

@@ -9,6 +9,7 @@ naming the field (and the name or index) at fault.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import numpy as np
 
@@ -120,6 +121,17 @@ class PreparedProblem:
     @property
     def has_costs(self) -> bool:
         return bool(np.any(self.cost > 0))
+
+
+T = TypeVar("T")
+
+
+def present(value: T | None, name: str) -> T:
+    """A field of a PreparedProblem that the caller has already found set (its family is in
+    the problem); None here means the problem and the caller's structure disagree."""
+    if value is None:
+        raise ValueError(f"PreparedProblem.{name} is None where it is required")
+    return value
 
 
 def _bad(msg: str) -> ProblemValidationError:

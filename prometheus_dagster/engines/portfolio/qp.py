@@ -30,7 +30,7 @@ import clarabel
 import numpy as np
 import scipy.sparse as sp
 
-from prometheus_dagster.engines.portfolio.problem import PreparedProblem
+from prometheus_dagster.engines.portfolio.problem import PreparedProblem, present
 
 CLARABEL_SETTINGS: dict[str, float | int | bool] = {
     "tol_gap_abs": 1e-9, "tol_gap_rel": 1e-9, "tol_feas": 1e-9, "max_iter": 200,
@@ -105,7 +105,7 @@ class QP:
 
 
 def _abs_terms(lower: np.ndarray, upper: np.ndarray, anchor: np.ndarray, split: np.ndarray,
-               first: int) -> tuple[np.ndarray, np.ndarray, float]:
+               first: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(columns, coefficients, constant) with |w_i - anchor_i| = coef_i x[col_i] + const_i
     for every name in name order: w's own column where the bounds fix the sign, the split
     variable (columns from ``first``) for the names in ``split``. The constants are summed."""
@@ -178,17 +178,18 @@ def assemble(p: PreparedProblem) -> QP:
     if use_turnover:
         cols, coef, const = trade
         shared["turnover"] = ineq.count
-        ineq.sum_row(cols, coef, p.turnover - const.sum())
+        ineq.sum_row(cols, coef, present(p.turnover, "turnover") - const.sum())
     if use_gross or use_budgeted:
         _split_rows(ineq, g_split, g0, zeros)
         cols, coef, _ = _abs_terms(p.lower, p.upper, zeros, g_split, g0)
         if use_gross:
             shared["gross"] = ineq.count
-            ineq.sum_row(cols, coef, p.gross)
+            ineq.sum_row(cols, coef, present(p.gross, "gross"))
         if use_budgeted:
-            inside = p.budgeted[0] > 0
+            budget_mask, budget_cap = present(p.budgeted, "budgeted")
+            inside = budget_mask > 0
             shared["budgeted"] = ineq.count
-            ineq.sum_row(cols[inside], coef[inside], p.budgeted[1])
+            ineq.sum_row(cols[inside], coef[inside], budget_cap)
     group_rows = np.full((len(p.groups), 2), -1, dtype=np.int64)  # (max row, min row)
     if p.groups:
         masks = np.array([m for _, m, _, _ in p.groups])
@@ -287,7 +288,7 @@ class ClarabelCache:
         t0 = time.perf_counter()
         solver = self._solvers.get(key)
         reused = solver is not None
-        if reused:
+        if solver is not None:
             self._solvers.move_to_end(key)
             solver.update(P=qp.P.data, q=qp.q, A=qp.A.data, b=qp.b)
         else:

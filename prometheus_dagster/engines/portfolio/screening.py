@@ -25,8 +25,14 @@ from dataclasses import replace
 
 import numpy as np
 
-from prometheus_dagster.engines.portfolio.problem import PreparedProblem
-from prometheus_dagster.engines.portfolio.qp import INFEASIBLE, ClarabelCache, QPSolution, assemble
+from prometheus_dagster.engines.portfolio.problem import PreparedProblem, present
+from prometheus_dagster.engines.portfolio.qp import (
+    INFEASIBLE,
+    QP,
+    ClarabelCache,
+    QPSolution,
+    assemble,
+)
 
 MIN_NAMES = 150        # below this the full problem is solved directly
 KEEP_FRACTION = 0.1    # share of the screenable names kept by attractiveness
@@ -78,16 +84,19 @@ def _first_keep(p: PreparedProblem, out: np.ndarray, ranked: np.ndarray) -> np.n
     return keep
 
 
-def violations(p: PreparedProblem, left_out: np.ndarray, qp, sol: QPSolution) -> np.ndarray:
+def violations(p: PreparedProblem, left_out: np.ndarray, qp: QP, sol: QPSolution
+               ) -> np.ndarray:
     """Positions (in ``left_out``) of names whose optimality at zero the duals disprove."""
     z = sol.duals
+    if z is None:
+        raise ValueError("violations needs the duals of a solved reduced problem")
     s = qp.scale
     g = -s * p.mu[left_out] + p.B[left_out] @ z[:p.k]
     for key in ("budget", "gross"):
         if key in qp.shared:
             g = g + z[qp.shared[key]]
     if "budgeted" in qp.shared:
-        g = g + p.budgeted[0][left_out] * z[qp.shared["budgeted"]]
+        g = g + present(p.budgeted, "budgeted")[0][left_out] * z[qp.shared["budgeted"]]
     for (_, mask, _, _), (hi_row, lo_row) in zip(p.groups, qp.group_rows, strict=True):
         dual = (z[hi_row] if hi_row >= 0 else 0.0) - (z[lo_row] if lo_row >= 0 else 0.0)
         g = g + mask[left_out] * dual

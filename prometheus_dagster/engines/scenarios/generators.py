@@ -133,10 +133,11 @@ def bootstrap(ctx: GenerationContext, seed: np.random.SeedSequence | None = None
 def factor_bootstrap(ctx: GenerationContext) -> FamilyResult:
     spec, base = ctx.spec, ctx.base
     betas, source = factor_exposures(base, ctx.inputs.exposures, ctx.where)
-    residuals = base.returns - base.factors @ betas.T
+    factors = base.factor_returns(ctx.where)  # factor_exposures has checked them
+    residuals = base.returns - factors @ betas.T
     pool, applied = _bootstrap_pool(ctx)
     seed_f, seed_e = ctx.seed.spawn(2)
-    factor_rows = base.factors[pool]
+    factor_rows = factors[pool]
     stress = correlation_stress(factor_rows, spec.correlation_stress)
     f = stress.apply(factor_rows[_block_indices(spec, seed_f, len(pool), spec.num_paths)])
     e = residuals[pool][_block_indices(spec, seed_e, len(pool), spec.num_paths)]

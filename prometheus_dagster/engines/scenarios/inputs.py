@@ -116,11 +116,18 @@ class BaseWindow:
         shared and read-only), so that several sets of a date can be generated from it."""
         return replace(self, warnings=list(self.warnings))
 
+    def factor_returns(self, where: str) -> np.ndarray:
+        """The (T, K) factor returns, which ``where`` needs."""
+        if self.factors is None:
+            raise ScenarioError(f"{where}: needs factor returns (inputs.factors) covering the "
+                                "base window")
+        return self.factors
+
     def ols_betas(self) -> np.ndarray:
         """(N, K) OLS slopes of the returns on the factors (see ``ols_betas``), computed once
         per window."""
         if "ols" not in self.derived:
-            betas = ols_betas(self.returns, self.factors)
+            betas = ols_betas(self.returns, self.factor_returns("OLS betas"))
             betas.setflags(write=False)
             self.derived["ols"] = betas
         return self.derived["ols"]
@@ -220,9 +227,7 @@ def factor_exposures(base: BaseWindow, exposures: pd.DataFrame | None, where: st
                      ) -> tuple[np.ndarray, str]:
     """(N, K) betas on ``base.factor_ids``: the supplied exposures where given, OLS on the base
     window for instruments or factors they miss. Returns the betas and their source."""
-    if base.factors is None:
-        raise ScenarioError(f"{where}: needs factor returns (inputs.factors) covering the base "
-                            "window")
+    base.factor_returns(where)  # raises without factor returns
     estimated = base.ols_betas()
     if exposures is None:
         return estimated, "ols"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -231,7 +232,7 @@ def scenario_path_frame(sets: list[GeneratedSet], *, validate: bool = True) -> p
     return validate_frame("scenario_paths", frame) if validate else frame
 
 
-def _json_field(value: object) -> object:
+def _json_field(value: object) -> Any:  # JSON text decoded, anything else as stored
     return json.loads(value) if isinstance(value, str) else value
 
 

@@ -23,7 +23,8 @@ def hill(x: np.ndarray | pd.DataFrame | float, half: float, power: float) -> np.
 def weighted_mean(parts: Sequence[np.ndarray], weights: Sequence[float]) -> np.ndarray:
     """Weighted mean of the parts present (non-NaN) at each position, weights renormalised
     over them; NaN where no part with a positive weight is present."""
-    num = den = 0.0
+    num: np.ndarray | float = 0.0
+    den: np.ndarray | float = 0.0
     for part, w in zip(parts, weights, strict=True):
         p = np.asarray(part, dtype=float)
         present = ~np.isnan(p)

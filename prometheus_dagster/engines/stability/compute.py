@@ -145,7 +145,7 @@ def compute_stability(market_id: str, inputs: StabilityInputs, dates: list[pd.Ti
     columns = STABILITY_VECTORS.column_names
     scored = _score(market_id, inputs, dates, config)
     rows = entity_rows(scored) if scored is not None else []
-    if not rows:
+    if scored is None or not rows:
         return pd.DataFrame({c: [] for c in columns})
     out = pd.DataFrame(rows)
     p = out["p"].to_numpy()

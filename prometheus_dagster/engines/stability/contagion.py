@@ -151,8 +151,9 @@ def stress_exposure(ret: np.ndarray, index: np.ndarray, sector_of: np.ndarray,
         out["rho_all"][row], _ = average_comovement(y[:, cols], np.ones(len(x), bool),
                                                     config.min_history_sessions)
         out["comovement_members"][row] = m
-    for beta, days in (("market_beta", "market_days"), ("sector_beta", "sector_days"),
-                       ("basket_beta", "basket_days")):
+    for beta_col, days_col in (("market_beta", "market_days"), ("sector_beta", "sector_days"),
+                               ("basket_beta", "basket_days")):
         with np.errstate(invalid="ignore"):
-            out[beta] = np.where(out[days] >= config.min_stress_days, out[beta], np.nan)
+            out[beta_col] = np.where(out[days_col] >= config.min_stress_days, out[beta_col],
+                                     np.nan)
     return StressExposure(**out)

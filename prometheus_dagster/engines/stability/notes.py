@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from typing import Any
 
 from prometheus_dagster.engines.stability.config import StabilityConfig
 
@@ -12,9 +13,9 @@ def _nan(v: object) -> bool:
     return v is None or (isinstance(v, float) and math.isnan(v))
 
 
-def count(v: object) -> int:
+def count(v: float | None) -> int:
     """A day or name count from a float array (NaN: 0)."""
-    return 0 if _nan(v) else int(v)
+    return 0 if v is None or math.isnan(v) else int(v)
 
 
 def regime_note(label: str | None, config: StabilityConfig) -> str | None:
@@ -25,7 +26,7 @@ def regime_note(label: str | None, config: StabilityConfig) -> str | None:
     return None
 
 
-def liquidity_notes(r: Mapping[str, object], config: StabilityConfig) -> list[str]:
+def liquidity_notes(r: Mapping[str, Any], config: StabilityConfig) -> list[str]:
     parts = []
     if _nan(r["liq_xs"]):
         parts.append("no amihud_21d" if _nan(r["amihud"]) or r["amihud"] < 0 else
@@ -41,7 +42,7 @@ def liquidity_notes(r: Mapping[str, object], config: StabilityConfig) -> list[st
     return ["liquidity: " + "; ".join(parts) + tail]
 
 
-def volatility_notes(r: Mapping[str, object], config: StabilityConfig,
+def volatility_notes(r: Mapping[str, Any], config: StabilityConfig,
                      cross_section: str | None) -> list[str]:
     """``cross_section`` names the cross-section a short own history falls back on (None:
     there is none, e.g. the market)."""
@@ -61,7 +62,7 @@ def volatility_notes(r: Mapping[str, object], config: StabilityConfig,
     return notes
 
 
-def contagion_notes(r: Mapping[str, object], config: StabilityConfig, index_source: str,
+def contagion_notes(r: Mapping[str, Any], config: StabilityConfig, index_source: str,
                     has_sector: bool | None) -> list[str]:
     """``has_sector``: None where a sector beta does not apply (FX)."""
     notes = []

@@ -70,9 +70,7 @@ def _dates(values: pd.Series | pd.Index) -> pd.DatetimeIndex:
     return pd.DatetimeIndex(pd.to_datetime(values)).normalize()
 
 
-def _series(s: pd.Series | None) -> pd.Series | None:
-    if s is None:
-        return None
+def _series(s: pd.Series) -> pd.Series:
     out = pd.Series(s.to_numpy(), index=_dates(s.index))
     return out[~out.index.duplicated(keep="last")].sort_index()
 
@@ -106,7 +104,7 @@ def build_panel(inputs: StabilityInputs) -> Panel:
 
     date_sets = [_dates(f["date"]) for f in (inputs.returns, inputs.volatility, inputs.liquidity)
                  if f is not None and not f.empty]
-    index = _series(inputs.index_returns)
+    index = _series(inputs.index_returns) if inputs.index_returns is not None else None
     if index is not None:
         date_sets.append(index.index)
     sessions = (pd.DatetimeIndex(np.unique(np.concatenate([d.to_numpy() for d in date_sets])))
@@ -175,7 +173,7 @@ def regime_on_sessions(labels: pd.Series | None, sessions: pd.DatetimeIndex,
                        config: StabilityConfig) -> pd.Series:
     """The regime label of each session: the latest label dated on or before it, at most
     ``regime_max_staleness_days`` calendar days old (None otherwise)."""
-    labels = _series(labels)
+    labels = _series(labels) if labels is not None else None
     if labels is None or labels.empty or not len(sessions):
         return pd.Series([None] * len(sessions), index=sessions, dtype=object)
     lab = pd.DataFrame({"label_date": labels.index, "label": labels.to_numpy()})

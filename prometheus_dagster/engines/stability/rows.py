@@ -43,7 +43,7 @@ class Scored:
     exposure: StressExposure
 
 
-def _diagnostics(row: dict, notes: list[str], **values: object) -> dict:
+def _diagnostics(row: dict, notes: list[str], **values: float | str | None) -> dict:
     out: dict[str, object] = {"missing": [c for c in COMPONENTS if not math.isfinite(row[c])],
                               "notes": notes}
     for key, v in values.items():

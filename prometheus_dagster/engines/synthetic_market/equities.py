@@ -313,10 +313,10 @@ def simulate_equities(config: SyntheticMarketConfig, u: Universe, days: pd.Datet
             drop[start] = dcfg.health_drop / dur[start]
             distressed |= start
 
-        q = snap_of_day.get(t)
-        if q is not None:
+        snap = snap_of_day.get(t)
+        if snap is not None:
             span = np.maximum(due_day - onset, 1)
-            take_snapshot(q, np.where(distressed, np.clip((t - onset) / span, 0, 1), 0.0))
+            take_snapshot(snap, np.where(distressed, np.clip((t - onset) / span, 0, 1), 0.0))
 
     return EquityHistory(
         universe=u, days=days, is_session=is_session, regime=region.regime, price=h_price,

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 import pandas as pd
@@ -64,7 +64,7 @@ from prometheus_dagster.engines.synthetic_market.universe import (
 )
 
 GLOBAL_MARKET = "GLOBAL"
-DateLike = dt.date | str | pd.Timestamp
+DateLike: TypeAlias = dt.date | str | pd.Timestamp
 
 
 @dataclass

@@ -165,7 +165,7 @@ def equity_news(config: SyntheticMarketConfig, hist: EquityHistory, times: Sessi
 
     # earnings
     for row in facts.itertuples(index=False):
-        k = np.searchsorted(times.dates, np.datetime64(row.report_date))
+        k = int(np.searchsorted(times.dates, np.datetime64(row.report_date)))
         if k >= len(times.dates) or times.dates[k] != np.datetime64(row.report_date):
             continue
         i, name = int(row.name), names[int(row.name)]
@@ -202,16 +202,17 @@ def equity_news(config: SyntheticMarketConfig, hist: EquityHistory, times: Sessi
     alive = hist.alive[sess]
     kk, ii = np.nonzero(alive & ~np.isnan(prog) & (uu[..., 0] < 0.03 + 0.15 *
                                                      np.nan_to_num(prog)))
-    for k, i in zip(kk, ii, strict=True):
+    for k, i in zip(kk.tolist(), ii.tolist(), strict=True):
         stage = DISTRESS_TEMPLATES[min(int(prog[k, i] * 3), 2)]
         head, body = stage[int(uu[k, i, 1] * len(stage))]
         add_issuer("DIST", k, i, 0.2 + 0.6 * uu[k, i, 2], head.format(name=names[i]),
                    body.format(name=names[i]))
     # events
     for e in hist.events:
-        k = pos_of_day.get(e.event_day)
-        if k is None:
+        found = pos_of_day.get(e.event_day)
+        if found is None:
             continue
+        k = found
         i, name, loss = e.name, names[e.name], e.trough / e.peak - 1
         if e.kind == DEFAULT:
             add_issuer("DEFAULT", k, e.name, 0.5, f"{name} files for insolvency; shares to be "
@@ -223,19 +224,21 @@ def equity_news(config: SyntheticMarketConfig, hist: EquityHistory, times: Sessi
                        f"{name} shares are down {_pct(loss)} from their recent peak after the "
                        "company warned on liquidity and announced an emergency capital raise.")
     # dividends and splits
-    for k, i in zip(*np.nonzero((hist.dividend[sess] > 0) & alive), strict=True):
+    kk, ii = np.nonzero((hist.dividend[sess] > 0) & alive)
+    for k, i in zip(kk.tolist(), ii.tolist(), strict=True):
         amount = hist.dividend[sess[k], i]
         add_issuer("DIV", k, i, 0.0, f"{names[i]} goes ex-dividend",
                    f"{names[i]} shares trade ex-dividend today; the quarterly dividend is "
                    f"{currency} {amount:.2f} per share.")
-    for k, i in zip(*np.nonzero((hist.split_ratio[sess] != 1) & alive), strict=True):
+    kk, ii = np.nonzero((hist.split_ratio[sess] != 1) & alive)
+    for k, i in zip(kk.tolist(), ii.tolist(), strict=True):
         r = float(hist.split_ratio[sess[k], i])
         add_issuer("SPLIT", k, i, 0.0, f"{names[i]} shares start trading after {r:g}-for-1 split",
                    f"Each {names[i]} share has been replaced by {r:g} new shares.")
     # routine news, tone from the latest reported health
     tone_health = _latest_reported_health(hist, facts, sess)
     kk, ii = np.nonzero(alive & np.isnan(prog) & (uu[..., 0] < config.news_rate))
-    for k, i in zip(kk, ii, strict=True):
+    for k, i in zip(kk.tolist(), ii.tolist(), strict=True):
         p_pos = 1 / (1 + np.exp(-2 * tone_health[k, i]))
         v = uu[k, i, 1]
         tone = 1 if v < 0.6 * p_pos else (-1 if v > 1 - 0.6 * (1 - p_pos) else 0)

@@ -182,13 +182,13 @@ def prices_frame(config: SyntheticMarketConfig, hist: EquityHistory, currency: s
 def corporate_actions_frame(hist: EquityHistory, currency: str) -> pd.DataFrame:
     u = hist.universe
     sess = hist.is_session[:, None]
-    rows = []
+    rows: list[tuple[int, int, str, float | None, str]] = []  # (day, name, type, value, details)
     t, i = np.nonzero((hist.dividend > 0) & sess)
-    for tt, ii in zip(t, i, strict=True):
+    for tt, ii in zip(t.tolist(), i.tolist(), strict=True):
         rows.append((tt, ii, "DIVIDEND", float(hist.dividend[tt, ii]),
                      json.dumps({"currency": currency, "frequency": "quarterly"})))
     t, i = np.nonzero((hist.split_ratio != 1) & sess)
-    for tt, ii in zip(t, i, strict=True):
+    for tt, ii in zip(t.tolist(), i.tolist(), strict=True):
         r = float(hist.split_ratio[tt, ii])
         rows.append((tt, ii, "SPLIT", r, json.dumps({"ratio": f"{r:g}-for-1"})))
     for e in hist.events:

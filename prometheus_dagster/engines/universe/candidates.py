@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
+from numpy.typing import DTypeLike
 
 from prometheus_dagster.engines.universe.select import CANDIDATE_COLUMNS
 
@@ -97,7 +98,7 @@ def _latest_on_or_before(keys: np.ndarray, dated: np.ndarray, n_keys: int,
 
 
 def _on_day(values: pd.Series, col: np.ndarray, dated: np.ndarray, days: pd.DatetimeIndex,
-            n: int, fill: object = np.nan, dtype: object = float) -> np.ndarray:
+            n: int, fill: float = np.nan, dtype: DTypeLike = float) -> np.ndarray:
     """A (day, key) matrix of ``values`` dated exactly on each day."""
     out = np.full((len(days), n), fill, dtype=dtype)
     t = days.get_indexer(pd.DatetimeIndex(dated))
