@@ -142,10 +142,6 @@ def _read_and_declared(rec, op: str) -> tuple[set, set]:
     return read, {key(m, t) for m, t in inputs.pairs(market, members)}
 
 
-# read only when a market's internals carry no index return (index-only data)
-INDEX_FALLBACK = {("US_EQ", "instruments"), ("US_EQ", "returns_daily")}
-
-
 def test_reads_equal_the_declaration(market):
     """Each regime step reads what it declares: the refits and the daily regimes of a market
     (whose internals have an index return) and of GLOBAL (each member's internals)."""
@@ -156,8 +152,7 @@ def test_reads_equal_the_declaration(market):
             run(assets, resources, [AssetKey([region, "regimes"])], tags=span(*DAYS))
     for op in ("US_EQ__regime_models", "US_EQ__regimes"):
         read, declared = _read_and_declared(rec, op)
-        assert read <= declared, op
-        assert declared - read == INDEX_FALLBACK, op
+        assert read == declared, op
     for op in ("GLOBAL__regime_models", "GLOBAL__regimes"):
         read, declared = _read_and_declared(rec, op)
         assert read == declared == {("US_EQ", "market_correlation_daily"),

@@ -84,4 +84,5 @@ def test_the_steps_read_what_they_declare(store):
     for owner, last in (("regimes", dates[-1]), ("refit", REFITS[1] - pd.Timedelta(days=1))):
         read = {(m, t) for m, t in rec.tables(owner) if t not in BOOKKEEPING_TABLES}
         assert read == declared, owner
-        assert all(r.last is not None and r.last <= last for r in rec.reads[owner]), owner
+        dated = [r for r in rec.reads[owner] if r.table != "instruments"]  # a reference table
+        assert all(r.last is not None and r.last <= last for r in dated), owner
