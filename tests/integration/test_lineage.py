@@ -125,8 +125,15 @@ def test_step_reads_exactly_what_it_declares(recorded, step):
     # is not lineage: its upstream is what the declaration is about
     own = _outputs()[step]
     declared = {_normal(m, t) for m, t in inputs.pairs(market, members)} - own
-    read = {_normal(m or market, t) for m, t in rec.tables(step)
-            if t not in BOOKKEEPING_TABLES} - own
+    read = set()
+    for m, t in rec.tables(step):
+        if t in BOOKKEEPING_TABLES:
+            continue
+        if m:
+            read.add(_normal(m, t))
+        else:  # not narrowed to a market: the rows of every market it declares for the table
+            read |= {p for p in declared if p[1] == t} or {_normal(market, t)}
+    read -= own
     undeclared = sorted(read - declared)
     unread = sorted(declared - read)
     assert not undeclared, f"{step} reads tables it does not declare: {undeclared}"
