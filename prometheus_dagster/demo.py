@@ -63,9 +63,10 @@ HISTORY_DAYS = 600  # ~410 sessions of warm-up before it: longer than any engine
 def _windows(quick: bool) -> tuple[pd.Timestamp, pd.Timestamp, pd.Timestamp]:
     """(history start, demo window start, end) inside the embedded market's range."""
     from prometheus_dagster.core.config import load_engine_config
+    from prometheus_dagster.engines.synthetic_market.config import SyntheticMarketConfig
 
-    cfg = load_engine_config("synthetic_market").config
-    first, end = pd.Timestamp(cfg.start_date), pd.Timestamp(cfg.end_date)  # type: ignore[attr-defined]
+    cfg = load_engine_config("synthetic_market").typed(SyntheticMarketConfig)
+    first, end = pd.Timestamp(cfg.start_date), pd.Timestamp(cfg.end_date)
     start = max(first, end - pd.Timedelta(days=QUICK_WINDOW_DAYS if quick else WINDOW_DAYS))
     history = max(first, start - pd.Timedelta(days=HISTORY_DAYS))
     return history, start, end
@@ -193,8 +194,9 @@ def text_ranges(history: pd.Timestamp, start: pd.Timestamp,
     """The history the text embeddings are read over: the encoders' training data (before
     their cut-off) and the profiles' news look-back before the window."""
     from prometheus_dagster.core.config import load_engine_config
+    from prometheus_dagster.engines.profiles.config import ProfilesConfig
 
-    lookback = load_engine_config("profiles").config.news_lookback_days  # type: ignore[attr-defined]
+    lookback = load_engine_config("profiles").typed(ProfilesConfig).news_lookback_days
     last = start - pd.Timedelta(days=1)
     ranges = [(max(history, start - pd.Timedelta(days=lookback)), last)]
     if encoder_cutoff is not None and encoder_cutoff > history:

@@ -70,7 +70,7 @@ class MarketsConfig(VersionedConfig):
 @functools.cache
 def load_markets(path: str | None = None) -> MarketsConfig:
     loaded = load_config(Path(path) if path else CONFIG_DIR / "markets.yaml", MarketsConfig)
-    return loaded.config  # type: ignore[return-value]
+    return loaded.typed(MarketsConfig)
 
 
 def market_ids() -> list[str]:

@@ -39,9 +39,11 @@ class SourceResource(ConfigurableResource):
     synthetic_config: str = ""
 
     def _settings(self) -> tuple[str, str]:
-        cfg = load_engine_config("ingestion").config
-        kind = self.kind or cfg.source  # type: ignore[attr-defined]
-        root = self.files_root or (cfg.files_root or "")  # type: ignore[attr-defined]
+        from prometheus_dagster.core.ingestion_config import IngestionConfig
+
+        cfg = load_engine_config("ingestion").typed(IngestionConfig)
+        kind = self.kind or cfg.source
+        root = self.files_root or (cfg.files_root or "")
         return kind, root
 
     @property

@@ -74,6 +74,13 @@ def versions_by_date(models: Any, market_id: str, model_id: str,
     return models.resolve_model_versions(registered_name(market_id, model_id), dates)
 
 
+def present(version: dict | None) -> dict:
+    """A resolved version of a date the caller knows is modelled."""
+    if version is None:
+        raise ValueError("no registered encoder version for a modelled date")
+    return version
+
+
 class BundleCache:
     """Encoder bundles by registered version, downloaded and loaded once."""
 

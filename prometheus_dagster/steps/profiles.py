@@ -31,6 +31,7 @@ from prometheus_dagster.steps.encoders import (
     load_feature_panel,
     model_row_id,
     panel_reads,
+    present,
     read_text_vectors,
     registered_name,
     versions_by_date,
@@ -115,10 +116,10 @@ def compute_profiles(reader: Any, models: Any, market_id: str, dates: list[pd.Ti
     for chunk in chunked(modelled, log, f"{market_id} profiles"):
         by_version: dict[int, list[pd.Timestamp]] = {}
         for d in chunk:
-            by_version.setdefault(versions[d]["version"], []).append(d)
+            by_version.setdefault(present(versions[d])["version"], []).append(d)
         for version, vdates in sorted(by_version.items()):
             mid = model_row_id(registered_name(market_id, ecfg.joint.model_id), version)
-            with inference(cache.get(versions[vdates[0]])) as bundle:
+            with inference(cache.get(present(versions[vdates[0]]))) as bundle:
                 vecs = _version_embeddings(bundle, panel, out, recent, texts, traded, vdates,
                                            config, ecfg, fcfg)
             for k, vec in vecs.items():

@@ -148,7 +148,7 @@ def _scores_by_date(scores: pd.DataFrame, strategy_id: str, horizon: int
             for d, g in mine.groupby(pd.to_datetime(mine["as_of_date"]), sort=False)}
 
 
-def reason_list(value: object) -> list[str]:
+def reason_list(value: Any) -> list[str]:
     """A ``reasons`` value as a list of texts: stored rows hold it as JSON text, frames built
     in memory as a list."""
     if value is None or (isinstance(value, float) and value != value):

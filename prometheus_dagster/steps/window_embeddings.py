@@ -30,6 +30,7 @@ from prometheus_dagster.steps.encoders import (
     load_feature_panel,
     model_row_id,
     panel_reads,
+    present,
     read_text_vectors,
     registered_name,
     versions_by_date,
@@ -81,12 +82,13 @@ def embed_windows(reader: Any, models: Any, market_id: str, dates: list[pd.Times
     for chunk in chunked(modelled, log, f"{market_id} window embeddings"):
         groups: dict[tuple[int, int], list[pd.Timestamp]] = {}
         for d in chunk:
-            groups.setdefault((num_v[d]["version"], joint_v[d]["version"]), []).append(d)
+            groups.setdefault((present(num_v[d])["version"], present(joint_v[d])["version"]),
+                                []).append(d)
         for (nv, jv), group_dates in sorted(groups.items()):
             num_id = model_row_id(registered_name(market_id, ncfg.model_id), nv)
             joint_id = model_row_id(registered_name(market_id, cfg.joint.model_id), jv)
             used[num_id, joint_id] = used.get((num_id, joint_id), 0) + len(group_dates)
-            with inference(cache.get(joint_v[group_dates[0]])) as bundle:
+            with inference(cache.get(present(joint_v[group_dates[0]]))) as bundle:
                 for et in ncfg.entity_types:
                     summaries, index = window_summaries(panel, et, group_dates, ncfg.window,
                                                         fcfg, chunk_dates=SUMMARY_CHUNK_DATES)

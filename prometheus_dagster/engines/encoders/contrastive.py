@@ -89,7 +89,7 @@ def recall_at_k(a: np.ndarray, b: np.ndarray, k: int, pool_size: int,
     n = len(a)
     g = groups if groups is not None else np.arange(n)
     order = np.random.default_rng(seed).permutation(n)
-    hits = {"a_to_b": [], "b_to_a": []}
+    hits: dict[str, list[float]] = {"a_to_b": [], "b_to_a": []}
     for start in range(0, n, pool_size):
         idx = order[start:start + pool_size]
         if len(idx) < max(k + 1, pool_size // 2):

@@ -136,14 +136,15 @@ def joint_pairs(panel: FeaturePanel, texts: pd.DataFrame, links: pd.DataFrame,
     if art.empty:
         return JointPairs(np.zeros((0, 384), np.float32), np.zeros((0, 0), np.float32),
                           np.zeros(0, int), pd.DatetimeIndex([]))
-    summaries, rows = [], np.full(len(art), -1)
+    summaries: list[np.ndarray] = []
+    rows = np.full(len(art), -1)
     for (et, eid), where in art.groupby(["entity_type", "entity_id"]).indices.items():
         days = sorted(art["date"].iloc[where].unique())
         summ, index = window_summaries(panel, et, days, window, features_config,
                                        entity_ids=[eid], chunk_dates=len(days))
         pos = pd.Series(np.arange(len(index)), index=pd.DatetimeIndex(index["as_of_date"]))
         found = pos.reindex(pd.DatetimeIndex(art["date"].iloc[where])).to_numpy()
-        offset = sum(len(x) for x in summaries)
+        offset = int(sum(len(x) for x in summaries))
         rows[where] = np.where(np.isnan(found), -1, found + offset)
         summaries.append(summ)
     stacked = np.concatenate(summaries) if summaries else np.zeros((0, 0), np.float32)

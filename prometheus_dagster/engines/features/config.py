@@ -139,4 +139,4 @@ def load_features_config() -> tuple[FeaturesConfig, str]:
     from prometheus_dagster.core.config import load_engine_config
 
     loaded = load_engine_config("features")
-    return loaded.config, loaded.config_id  # type: ignore[return-value]
+    return loaded.typed(FeaturesConfig), loaded.config_id

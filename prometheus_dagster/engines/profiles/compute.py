@@ -167,7 +167,8 @@ def build_profiles(market_id: str, issuer_ids: list[str], dates: list[pd.Timesta
                      structured_fields(st), risk_flags(st, best, config)], axis=1)
     out["market_id"] = market_id
     out["recent_articles"] = n_recent
-    out["notes"] = np.where(st["report_date"].isna(), "no usable statement", None)
+    out["notes"] = np.where(st["report_date"].isna(), "no usable statement",
+                            np.array(None, dtype=object))
     out["profile_embedding"] = None
     out["model_id"] = None
     out["config_id"] = config_id

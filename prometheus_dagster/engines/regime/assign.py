@@ -33,7 +33,8 @@ def assign_regimes(region: str, features: pd.DataFrame,
     """``regimes`` rows for every session of ``features`` that has a model (``models`` maps a
     session to (model row id, model) or None). Sessions are processed in date order from the
     first modelled one, so the smoothed label of a session depends only on sessions up to it."""
-    dates = [d for d in features.index if models.get(d) is not None]
+    chosen = {d: m for d in features.index if (m := models.get(d)) is not None}
+    dates = list(chosen)
     if not dates:
         return pd.DataFrame()
     feats = features.loc[dates]
@@ -42,9 +43,9 @@ def assign_regimes(region: str, features: pd.DataFrame,
     info: list[dict] = [{} for _ in range(n)]
     groups: dict[str, list[int]] = {}
     for i, d in enumerate(dates):
-        groups.setdefault(models[d][0], []).append(i)
+        groups.setdefault(chosen[d][0], []).append(i)
     for mid, idx in groups.items():
-        model = models[dates[idx[0]]][1]
+        model = chosen[dates[idx[0]]][1]
         sub = feats.iloc[idx]
         z, missing = model.standardise(sub)
         post, dist = model.cluster_posterior(z)
@@ -95,18 +96,20 @@ def assign_regimes(region: str, features: pd.DataFrame,
     rows = []
     for i, d in enumerate(dates):
         it = info[i]
-        model: RegimeModel = it["model"]
+        day_model: RegimeModel = it["model"]
         label = smoothed[i]
+        tomorrow: dict[str, float] = {}
+        after: dict[str, float] = {}
         if it["out_of_range"] and label == raw[i]:  # no prototype describes the day
             confidence = it["far_confidence"]
-            tomorrow, after, expected = {}, {}, float("nan")
-            if label in model.labels:
+            expected = float("nan")
+            if label is not None and label in day_model.labels:
                 tomorrow, after, expected = next_regime_probabilities(
-                    np.asarray(model.transition), model.labels, label)
-        elif label in model.labels:
-            confidence = float(it["soft"][model.labels.index(label)])
+                    np.asarray(day_model.transition), day_model.labels, label)
+        elif label is not None and label in day_model.labels:
+            confidence = float(it["soft"][day_model.labels.index(label)])
             tomorrow, after, expected = next_regime_probabilities(
-                np.asarray(model.transition), model.labels, label)
+                np.asarray(day_model.transition), day_model.labels, label)
         else:  # a label the version of this date cannot produce (held from an older one)
             confidence, tomorrow, after, expected = 0.0, {}, {}, float("nan")
         w = warn.iloc[i]

@@ -192,7 +192,7 @@ def _default_indicators() -> tuple[Indicator, ...]:
         ("commodity_return", "macro", "low", 0.1), ("haven_return", "macro", "high", 0.9),
         ("unemployment_change", "macro", "high", 0.9), ("inflation_level", "macro", "high", 0.9),
     )
-    return tuple(Indicator(feature=f, domain=d, direction=s, percentile=p)  # type: ignore[arg-type]
+    return tuple(Indicator(feature=f, domain=d, direction=s, percentile=p)
                  for f, d, s, p in rows)
 
 
