@@ -51,6 +51,7 @@ def _normal(market: str, table: str) -> tuple[str, str]:
 @functools.cache
 def _outputs() -> dict[str, frozenset[tuple[str, str]]]:
     """Step name -> the (market, table) pairs it writes."""
+    from prometheus_dagster.core.errors import DataSchemaError
     from prometheus_dagster.definitions import build_definitions
     from prometheus_dagster.resources.io_manager import table_target
 
@@ -58,9 +59,13 @@ def _outputs() -> dict[str, frozenset[tuple[str, str]]]:
     for a in build_definitions().assets:
         if not hasattr(a, "op"):
             continue
+        out.setdefault(a.op.name, set())
         for key in a.keys:
-            schema, _, _ = table_target(key, a.metadata_by_key.get(key))
-            out.setdefault(a.op.name, set()).add(_normal(key.path[0], schema.name))
+            try:
+                table = table_target(key, a.specs_by_key[key].metadata)[0].name
+            except DataSchemaError:  # writes a table of its own naming (the truth assets)
+                continue
+            out[a.op.name].add(_normal(key.path[0], table))
     return {k: frozenset(v) for k, v in out.items()}
 
 
