@@ -6,12 +6,11 @@ import tempfile
 from pathlib import Path
 
 import pandas as pd
-from dagster import AssetExecutionContext, AssetKey, AssetsDefinition, asset
+from dagster import AssetExecutionContext, AssetsDefinition, asset
 
 from prometheus_dagster.assets.common import register_config, train_refit_partitions
-from prometheus_dagster.assets.lineage import asset_deps, declare, step_name
+from prometheus_dagster.assets.lineage import refit_asset_args
 from prometheus_dagster.core.config import load_engine_config
-from prometheus_dagster.core.partitions import refit_partitions_def
 from prometheus_dagster.engines.assessment import (
     AssessmentConfig,
     AssessmentModel,
@@ -35,14 +34,10 @@ def assessment_training_asset(market_id: str, cfg: AssessmentConfig) -> AssetsDe
     inputs = training_inputs()
 
     @asset(
-        key=AssetKey([market_id, MODELS_ASSET]),
+        **refit_asset_args(market_id, MODELS_ASSET, inputs, cfg.refit.cadence,
+                           cfg.refit.first_year, {"model_type": MODEL_TYPE,
+                                                  "market_id": market_id}),
         group_name=GROUP,
-        deps=asset_deps(inputs, market_id, refit=True),
-        partitions_def=refit_partitions_def(cfg.refit.cadence, cfg.refit.first_year),
-        metadata={"table": "models",
-                  "partition_extra": {"model_type": MODEL_TYPE, "market_id": market_id},
-                  **declare(step_name(market_id, MODELS_ASSET), inputs, market_id)},
-        tags={"prometheus/tier": "2"},
         description=f"Assessment combination model of {market_id} ({cfg.refit.cadence} "
                     "refits): partition P learns forward excess returns (5 and 21 sessions) "
                     "whose horizon ended before P minus the embargo; walk-forward "

@@ -7,12 +7,11 @@ import time
 from pathlib import Path
 
 import pandas as pd
-from dagster import AssetExecutionContext, AssetKey, AssetsDefinition, MetadataValue, asset
+from dagster import AssetExecutionContext, AssetsDefinition, MetadataValue, asset
 
 from prometheus_dagster.assets.common import register_config
-from prometheus_dagster.assets.lineage import asset_deps, declare, step_name
+from prometheus_dagster.assets.lineage import refit_asset_args
 from prometheus_dagster.core.config import load_engine_config
-from prometheus_dagster.core.partitions import yearly_refit_partitions_def
 from prometheus_dagster.engines.encoders import EncodersConfig
 from prometheus_dagster.engines.features import FeaturesConfig
 from prometheus_dagster.resources.io_manager import WarehouseResource
@@ -30,17 +29,12 @@ BUNDLE_ARTIFACT = "encoder_bundle"
 
 
 def encoder_training_asset(market_id: str, first_year: int) -> AssetsDefinition:
-    name = step_name(market_id, "encoder_models")
 
     @asset(
-        key=AssetKey([market_id, "encoder_models"]),
+        **refit_asset_args(market_id, "encoder_models", ENCODER_MODEL_INPUTS, "yearly",
+                           first_year, {"model_type": ["numeric_window_encoder",
+                                                       "joint_encoder"]}),
         group_name=GROUP,
-        deps=asset_deps(ENCODER_MODEL_INPUTS, market_id, refit=True),
-        partitions_def=yearly_refit_partitions_def(first_year),
-        metadata={"table": "models", "partition_extra": {
-            "model_type": ["numeric_window_encoder", "joint_encoder"]},
-            **declare(name, ENCODER_MODEL_INPUTS, market_id)},
-        tags={"prometheus/tier": "2"},
         description=f"Numeric window encoder and joint text <-> window encoder for "
                     f"{market_id}: partition Y is trained on data before 1 January Y and "
                     "registered in MLflow with that last date.",

@@ -6,12 +6,11 @@ import tempfile
 from pathlib import Path
 
 import pandas as pd
-from dagster import AssetExecutionContext, AssetKey, AssetsDefinition, asset
+from dagster import AssetExecutionContext, AssetsDefinition, asset
 
 from prometheus_dagster.assets.common import register_config, train_refit_partitions
-from prometheus_dagster.assets.lineage import asset_deps, declare, step_name
+from prometheus_dagster.assets.lineage import refit_asset_args
 from prometheus_dagster.core.config import load_engine_config
-from prometheus_dagster.core.partitions import refit_partitions_def
 from prometheus_dagster.engines.fragility import FragilityConfig, FragilityTrainingError
 from prometheus_dagster.resources.io_manager import WarehouseResource
 from prometheus_dagster.resources.mlflow_tracking import MlflowTracking
@@ -32,14 +31,10 @@ def fragility_training_asset(market_id: str, cfg: FragilityConfig) -> AssetsDefi
     inputs = model_inputs(cfg)
 
     @asset(
-        key=AssetKey([market_id, MODEL_ASSET]),
+        **refit_asset_args(market_id, MODEL_ASSET, inputs, cfg.refit.cadence,
+                           cfg.refit.first_year, {"model_type": MODEL_TYPE,
+                                                  "market_id": market_id}),
         group_name=GROUP,
-        deps=asset_deps(inputs, market_id, refit=True),
-        partitions_def=refit_partitions_def(cfg.refit.cadence, cfg.refit.first_year),
-        metadata={"table": "models",
-                  "partition_extra": {"model_type": MODEL_TYPE, "market_id": market_id},
-                  **declare(step_name(market_id, MODEL_ASSET), inputs, market_id)},
-        tags={"prometheus/tier": "2"},
         description=f"Fragility tail model of {market_id} ({cfg.refit.cadence} refits): "
                     "partition P is fitted on issuer-days whose whole horizon ended before P "
                     "and registered in MLflow with that last date.",

@@ -55,3 +55,19 @@ def declare(step_name: str, inputs: Inputs, market_id: str,
 def step_name(market_id: str, table: str) -> str:
     """The op name Dagster gives ``@asset(key=AssetKey([market_id, table]))``."""
     return f"{market_id}__{table}"
+
+
+def refit_asset_args(market_id: str, model_asset: str, inputs: Inputs, cadence: str,
+                     first_year: int, slice_: dict, members: Sequence[str] = ()) -> dict:
+    """The ``@asset`` arguments every model-refit asset shares: its key, deps on the data
+    before its period, refit partitions, the ``models`` table slice it replaces (``slice_``),
+    the declaration, tier 2."""
+    from prometheus_dagster.core.partitions import refit_partitions_def
+
+    return {"key": AssetKey([market_id, model_asset]),
+            "deps": asset_deps(inputs, market_id, members, refit=True),
+            "partitions_def": refit_partitions_def(cadence, first_year),
+            "metadata": {"table": "models", "partition_extra": slice_,
+                         **declare(step_name(market_id, model_asset), inputs, market_id,
+                                   members)},
+            "tags": {"prometheus/tier": "2"}}

@@ -5,11 +5,10 @@ import tempfile
 from pathlib import Path
 
 import pandas as pd
-from dagster import AssetExecutionContext, AssetKey, AssetsDefinition, asset
+from dagster import AssetExecutionContext, AssetsDefinition, asset
 
 from prometheus_dagster.assets.common import register_config, train_refit_partitions
-from prometheus_dagster.assets.lineage import asset_deps, declare, step_name
-from prometheus_dagster.core.partitions import refit_partitions_def
+from prometheus_dagster.assets.lineage import refit_asset_args
 from prometheus_dagster.engines.regime import RegimeConfig, RegimeTrainingError
 from prometheus_dagster.engines.regime.config import RegionConfig
 from prometheus_dagster.engines.regime.plots import regime_figure
@@ -35,14 +34,10 @@ def regime_training_asset(region: str, rc: RegionConfig, cfg: RegimeConfig) -> A
     inputs = region_inputs(region, rc)
 
     @asset(
-        key=AssetKey([region, MODEL_ASSET]),
+        **refit_asset_args(region, MODEL_ASSET, inputs, cfg.refit.cadence,
+                           cfg.refit.first_year, {"model_type": MODEL_TYPE,
+                                                  "market_id": region}, rc.members),
         group_name=GROUP,
-        deps=asset_deps(inputs, region, rc.members, refit=True),
-        partitions_def=refit_partitions_def(cfg.refit.cadence, cfg.refit.first_year),
-        metadata={"table": "models",
-                  "partition_extra": {"model_type": MODEL_TYPE, "market_id": region},
-                  **declare(step_name(region, MODEL_ASSET), inputs, region, rc.members)},
-        tags={"prometheus/tier": "2"},
         description=f"Regime prototypes of {region} ({cfg.refit.cadence} refits): partition P "
                     "is fitted on data dated before P and registered in MLflow with that last "
                     "date.",
