@@ -29,7 +29,6 @@ BUNDLE_ARTIFACT = "encoder_bundle"
 
 
 def encoder_training_asset(market_id: str, first_year: int) -> AssetsDefinition:
-
     @asset(
         **refit_asset_args(market_id, "encoder_models", ENCODER_MODEL_INPUTS, "yearly",
                            first_year, {"model_type": ["numeric_window_encoder",
