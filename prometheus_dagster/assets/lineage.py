@@ -41,8 +41,11 @@ def asset_deps(inputs: Inputs, market_id: str, members: Sequence[str] = (),
                refit: bool = False) -> list[AssetDep]:
     """The Dagster deps of an asset of ``market_id`` with the declared ``inputs`` (``refit``:
     the asset is a model refit partitioned by period, trained on data before its period)."""
-    return [AssetDep(AssetKey(c.key_path), partition_mapping=_mapping(c, refit))
-            for c in inputs.concrete(market_id, members)]
+    deps: dict[AssetKey, AssetDep] = {}
+    for c in inputs.concrete(market_id, members):  # several tables of one multi-asset: one dep
+        key = AssetKey(c.key_path)
+        deps.setdefault(key, AssetDep(key, partition_mapping=_mapping(c, refit)))
+    return list(deps.values())
 
 
 def declare(step_name: str, inputs: Inputs, market_id: str,

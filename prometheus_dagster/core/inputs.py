@@ -99,7 +99,7 @@ class Inputs:
     """The inputs of one asset (or multi-asset step)."""
 
     def __init__(self, *reads: Read) -> None:
-        tables = [(r.market, r.members, r.asset or r.table) for r in reads]
+        tables = [(r.market, r.members, r.asset, r.table) for r in reads]
         dup = {t for t in tables if tables.count(t) > 1}
         if dup:
             raise ValueError(f"inputs declared twice: {sorted(str(d) for d in dup)}")

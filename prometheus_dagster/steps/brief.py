@@ -49,7 +49,8 @@ def brief_inputs(data_markets: Sequence[str], encoded: Sequence[str],
         reads.append(Read("stability_vectors", market=m, sessions=CALENDAR_WINDOW))
         if chain:
             reads.append(Read("positions_snapshots", market=m, sessions=PAPER_SESSIONS,
-                              asset="paper_execution", note="and D's fills"))
+                              asset="paper_execution"))
+            reads.append(Read("fills", market=m, asset="paper_execution", note="D's fills"))
     reads += [Read("regimes", market=r, sessions=CALENDAR_WINDOW) for r in regions]
     reads += [Read(t, market=GLOBAL, reference=True) for t in NO_ASSET_TABLES]
     return Inputs(*reads)
