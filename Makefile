@@ -17,7 +17,7 @@ export GX_ANALYTICS_ENABLED := false
 export DAGSTER_DISABLE_TELEMETRY := true
 export PYTHONUNBUFFERED := 1
 
-PYTEST_ARGS ?= -n 2 -q
+PYTEST_ARGS ?= -n 2 -q --dist loadfile
 
 .PHONY: install demo test ui lint clean-home bench stop
 
