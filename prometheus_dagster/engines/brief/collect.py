@@ -73,8 +73,7 @@ def collect_brief(wh: WarehouseReader, date: pd.Timestamp, markets: list[str],
             if not _has(wh, table):
                 continue
             col = _date_col(table)
-            n = wh.query(f"select count(*) as n from {wh.sql_name(table)} "
-                         f"where market_id = '{m}' and {col} = '{d.date()}'")["n"].iloc[0]
+            n = len(wh.read_partitions(table, market_id=m, dates=[d], columns=[col]))
             run = latest[latest["table_name"] == table] if len(latest) else latest
             status = run["status"].iloc[0] if len(run) else ("-" if n else "missing")
             status_rows.append({"market_id": m, "table": table, "rows": int(n),

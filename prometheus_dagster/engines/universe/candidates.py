@@ -167,7 +167,7 @@ def universe_candidates_range(dates: Sequence[pd.Timestamp], *, instruments: pd.
     pr_dated = _dates(profiles["as_of_date"]).to_numpy(dtype="datetime64[ns]")
     latest = _latest_on_or_before(_positions(names, profiles["issuer_id"]), pr_dated,
                                   len(names), day_ns)
-    if max_profile_age_days is not None:
+    if max_profile_age_days is not None and len(pr_dated):  # no profiles: none to age out
         oldest = day_ns - np.timedelta64(int(max_profile_age_days), "D")
         seen = np.where(latest >= 0, pr_dated[np.maximum(latest, 0)], np.datetime64("NaT"))
         latest = np.where(seen >= oldest[:, None], latest, -1)
