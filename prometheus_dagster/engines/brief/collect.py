@@ -21,6 +21,10 @@ CHAIN = ("prices_daily", "news_articles", "returns_daily", "factors_daily", "tex
          "stability_vectors", "scenario_sets", "fragility_measures", "soft_target_classes",
          "fragility_alpha", "instrument_scores", "universes", "target_portfolios",
          "portfolio_risk_reports")
+# written only for markets that run the investment chain (runs: investment in markets.yaml)
+INVESTMENT_TABLES = ("numeric_window_embeddings", "joint_embeddings", "profiles",
+                     "fragility_alpha", "instrument_scores", "universes", "target_portfolios",
+                     "portfolio_risk_reports")
 
 
 @dataclass
@@ -56,7 +60,7 @@ def _date_col(table: str) -> str:
 def collect_brief(wh: WarehouseReader, date: pd.Timestamp, markets: list[str],
                   weakness_threshold: float = 0.7) -> BriefData:
     """Everything the brief shows for ``date`` across ``markets``."""
-    from prometheus_dagster.core.calendars import trading_calendar
+    from prometheus_dagster.core.calendars import markets_running, trading_calendar
 
     d = pd.Timestamp(date).normalize()
     notes: list[str] = []
@@ -69,9 +73,12 @@ def collect_brief(wh: WarehouseReader, date: pd.Timestamp, markets: list[str],
             if _has(wh, "ingestion_runs") else pd.DataFrame()
         latest = (runs.sort_values("finished_at").groupby("table_name").tail(1)
                   if len(runs) else runs)
+        runs = "investment" if m in markets_running("investment") else (
+            "regimes" if m in markets_running("regimes") else "data")
         for table in CHAIN:
-            if not _has(wh, table):
-                continue
+            if not _has(wh, table) or (table in INVESTMENT_TABLES and runs != "investment") \
+                    or (table == "regimes" and runs == "data"):
+                continue  # the market does not run the engine that writes it
             col = _date_col(table)
             n = len(wh.read_partitions(table, market_id=m, dates=[d], columns=[col]))
             run = latest[latest["table_name"] == table] if len(latest) else latest
