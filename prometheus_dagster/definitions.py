@@ -11,6 +11,7 @@ from prometheus_dagster.assets.embeddings import encoder_assets
 from prometheus_dagster.assets.execution import execution_assets
 from prometheus_dagster.assets.features import features_assets
 from prometheus_dagster.assets.fragility import fragility_assets
+from prometheus_dagster.assets.freshness import freshness_checks, freshness_sensor
 from prometheus_dagster.assets.ingestion import MARKET_TABLES, ingestion_assets
 from prometheus_dagster.assets.portfolio import portfolio_assets
 from prometheus_dagster.assets.profiles import profile_assets
@@ -55,7 +56,8 @@ def build_assets() -> list:
         *execution_assets(encoded),
         *backtest_assets(encoded),
         daily_brief_asset(data_markets, encoded, list(regions)),
-        *(preopen_qc_asset(m, list(MARKET_TABLES), engine_tables(m, encoded, list(regions)))
+        *(preopen_qc_asset(m, list(MARKET_TABLES), engine_tables(m, encoded, list(regions)),
+                           regions[m].macro if m in regions else None)
           for m in data_markets),
     ]
 
@@ -94,8 +96,10 @@ def build_definitions(**resource_overrides) -> Definitions:
     by_name = {j.name: j for j in jobs}
     daily = {m: by_name[daily_job_name(m)] for m in ingestion_config().markets}
     qc = {m: by_name[qc_job_name(m)] for m in ingestion_config().markets}
+    fresh = freshness_checks(assets, list(ingestion_config().markets))
     return Definitions(
         assets=assets,
+        asset_checks=fresh,
         jobs=jobs,
         sensors=[market_state_sensor(daily, MarketState.POST_CLOSE, "post_close_daily"),
                  market_state_sensor(qc, MarketState.PRE_OPEN, "pre_open_qc",
@@ -103,6 +107,7 @@ def build_definitions(**resource_overrides) -> Definitions:
                  global_after_regional_sensor(list(ingestion_config().markets),
                                               by_name[daily_job_name(GLOBAL)]),
                  slo_sensor(list(ingestion_config().markets)),
+                 freshness_sensor(fresh),
                  run_failure_alerts()],
         resources={**build_resources(), **resource_overrides},
     )

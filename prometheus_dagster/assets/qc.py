@@ -1,7 +1,10 @@
 """Pre-open quality checks: ``<M>/preopen_qc`` checks session D of a market when the market
-enters PRE_OPEN for D+1 (sensor ``pre_open_qc``): ingestion, engine outputs, decision logs and
-portfolio exposures (``steps/qc.py``). The report is written to ``qc_reports``; a blocking check
-fails the run (and raises the failure alert) when any check fails."""
+enters PRE_OPEN for D+1 (sensor ``pre_open_qc``): ingestion, engine outputs, decision logs,
+portfolio exposures and the freshness of its inputs (``steps/qc.py``). The report is written
+to ``qc_reports``; a blocking check fails the run (and raises the failure alert) when any check
+fails."""
+
+from collections.abc import Mapping, Sequence
 
 from dagster import (
     AssetCheckResult,
@@ -33,10 +36,13 @@ GROUP = "qc"
 CHECK = "all_checks_passed"
 
 
-def preopen_qc_asset(market_id: str, ingested: list[str],
-                     engine_tables: list[str]) -> AssetsDefinition:
+def preopen_qc_asset(market_id: str, ingested: list[str], engine_tables: list[str],
+                     macro_roles: Mapping[str, Sequence[str]] | None = None
+                     ) -> AssetsDefinition:
+    """``macro_roles``: the macro roles (role -> candidate series) the market's regimes read."""
     key = AssetKey([market_id, "preopen_qc"])
-    inputs = qc_inputs(engine_tables)
+    macro_roles = dict(macro_roles or {})
+    inputs = qc_inputs(engine_tables, bool(macro_roles))
 
     @asset(
         key=key,
@@ -50,12 +56,12 @@ def preopen_qc_asset(market_id: str, ingested: list[str],
         check_specs=[AssetCheckSpec(CHECK, asset=key, blocking=True,
                                     description="no pre-open check failed")],
         description=f"Pre-open checks of {market_id}'s previous session: ingestion, engine "
-                    "outputs, decision logs, exposures.",
+                    "outputs, decision logs, exposures, input freshness.",
     )
     def _preopen_qc(context: AssetExecutionContext, warehouse: WarehouseResource):
         wh = warehouse.get()
         report = preopen_checks(wh, market_id, run_dates(context), ingested, engine_tables,
-                                strategy_limits(market_id))
+                                strategy_limits(market_id), macro_roles)
         failed = report[report["status"] == FAIL]
         for r in failed.itertuples():
             context.log.error(

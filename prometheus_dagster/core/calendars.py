@@ -196,6 +196,10 @@ class TradingCalendar:
     def session_close(self, d: dt.date | str) -> pd.Timestamp:
         return self._cal.session_close(self._session(d))
 
+    def regular_close(self) -> tuple[dt.time, str]:
+        """The exchange's current regular closing time and its timezone."""
+        return self._cal.close_times[-1][1], str(self._cal.tz)
+
     def is_early_close(self, d: dt.date | str) -> bool:
         s = self._session(d)
         return bool(s in self._cal.early_closes)

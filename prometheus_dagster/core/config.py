@@ -49,7 +49,7 @@ CONFIG_MODEL_MODULES: dict[str, str] = {
         engine: f"prometheus_dagster.engines.{engine}.config"
         for engine in (
             "assessment", "encoders", "execution", "features", "fragility", "profiles",
-            "regime", "risk", "scenarios", "stability", "strategy", "synthetic_market",
+            "qc", "regime", "risk", "scenarios", "stability", "strategy", "synthetic_market",
         )
     },
 }

@@ -1,8 +1,8 @@
 """Freshness SLOs per market, measured from the session's close (README, "Pre-open checks and
-alerts"; US_EQ: ingestion done by T+1 00:00 UTC = close + 3 h, the daily chain by 01:00 =
-close + 4 h). A sensor checks the
-latest sessions whose deadlines have passed and sends one SLO_MISS alert per (market, session,
-SLO) through the alert notifiers."""
+alerts"; the deadlines in configs/engines/qc.yaml, shipped: ingestion done by close + 3 h, the
+daily chain by close + 4 h; the same deadlines as the Dagster freshness checks,
+``assets/freshness.py``). A sensor checks the latest sessions whose deadlines have passed and
+sends one SLO_MISS alert per (market, session, SLO) through the alert notifiers."""
 
 import json
 from collections.abc import Callable
@@ -12,9 +12,11 @@ import pandas as pd
 from dagster import DagsterRunStatus, RunsFilter, SensorEvaluationContext, sensor
 
 from prometheus_dagster.core.calendars import trading_calendar
+from prometheus_dagster.engines.qc.config import QcConfig
 from prometheus_dagster.jobs.daily import daily_job_name
 from prometheus_dagster.resources.io_manager import WarehouseResource
 from prometheus_dagster.sensors.alerts import Notifier, notifier_from_env
+from prometheus_dagster.steps.qc import qc_config
 
 LOOKBACK_SESSIONS = 3
 
@@ -25,14 +27,18 @@ class Slo:
     minutes_after_close: int
 
 
-DEFAULT_SLOS = (Slo("ingestion", 180), Slo("daily_chain", 240))
+def configured_slos() -> tuple[Slo, ...]:
+    """The deadlines of configs/engines/qc.yaml (``freshness.deadlines``)."""
+    deadlines = qc_config().typed(QcConfig).freshness.deadlines
+    return (Slo("ingestion", deadlines.ingestion), Slo("daily_chain", deadlines.daily_chain))
 
 
 def slo_misses(market_id: str, session: pd.Timestamp, now: pd.Timestamp,
                finished: dict[str, pd.Timestamp | None],
-               slos: tuple[Slo, ...] = DEFAULT_SLOS) -> list[dict]:
+               slos: tuple[Slo, ...] | None = None) -> list[dict]:
     """SLOs of a session whose deadline has passed at ``now`` and that were not met on time;
     ``finished``: SLO name -> when that stage finished (None: not yet)."""
+    slos = configured_slos() if slos is None else slos
     close = trading_calendar(market_id).session_close(session)
     out = []
     for slo in slos:

@@ -35,6 +35,14 @@ def test_jobs_follow_the_sun_and_cover_markets():
     assert us.partitions_def.get_partition_keys()[0] == "2005-01-03"
 
 
+def test_every_daily_asset_of_a_market_has_a_freshness_check():
+    defs = build_definitions()
+    checked = {k.asset_key for c in defs.asset_checks for k in c.check_keys}
+    daily = {k for k in defs.resolve_job_def("US_EQ_daily").asset_layer.executable_asset_keys}
+    assert daily <= checked
+    assert "freshness_checks" in [s.name for s in defs.sensors]
+
+
 def test_reference_assets_materialize_into_the_warehouse(tmp_path):
     url = f"duckdb:///{tmp_path / 'wh.duckdb'}"
     resources = build_resources(warehouse_url=url)

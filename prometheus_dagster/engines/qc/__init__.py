@@ -7,13 +7,17 @@ from prometheus_dagster.engines.qc.checks import (
     PASS,
     SKIP,
     WARN,
+    Age,
     QcLimits,
     check_decisions,
     check_exposures,
+    check_freshness,
     check_ingestion,
+    check_missing_prices,
     check_outputs,
     qc_report,
 )
 
-__all__ = ["FAIL", "PASS", "SKIP", "WARN", "QcLimits", "check_decisions", "check_exposures",
-           "check_ingestion", "check_outputs", "qc_report"]
+__all__ = ["FAIL", "PASS", "SKIP", "WARN", "Age", "QcLimits", "check_decisions",
+           "check_exposures", "check_freshness", "check_ingestion", "check_missing_prices",
+           "check_outputs", "qc_report"]

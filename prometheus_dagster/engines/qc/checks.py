@@ -6,7 +6,10 @@
   fail when empty, the others warn);
 * ``decisions``: each engine that wrote outputs for D also logged its ``engine_decisions``;
 * ``exposures``: target portfolio weights for D within the configured limits (SKIP while no
-  portfolio exists).
+  portfolio exists);
+* ``freshness``: the newest delivered date of each ingested table with a cadence, the share of
+  recently priced instruments without a price on D, and the newest observation of each macro
+  series the market's regimes read, against the ages allowed in ``configs/engines/qc.yaml``.
 
 Each check gives rows (check_name, subject, status, detail); the report fails when any row does.
 """
@@ -78,16 +81,12 @@ def check_decisions(output_counts: Mapping[str, int], decision_counts: Mapping[s
     return out
 
 
-# A target within this of a limit holds it: the optimiser meets constraints to its feasibility
-# tolerance (1e-9 per constraint, ~1e-9 on a gross summed over dozens of names), and a breach
-# of a millionth of the book is no breach a risk manager would act on.
-LIMIT_TOLERANCE = 1e-6
-
-
 def check_exposures(weights: pd.DataFrame | None,
-                    limits: QcLimits | Mapping[str, QcLimits]) -> list[dict]:
+                    limits: QcLimits | Mapping[str, QcLimits],
+                    tolerance: float = 1e-6) -> list[dict]:
     """``weights``: target portfolio rows (portfolio_id, instrument_id, weight) for the date;
-    ``limits``: one set for every portfolio, or per portfolio id (others get the defaults)."""
+    ``limits``: one set for every portfolio, or per portfolio id (others get the defaults);
+    ``tolerance``: a weight or gross within this of its limit holds it (qc.yaml)."""
     if weights is None:
         return [_row("exposures", "portfolios", SKIP, "no target portfolios yet")]
     out = []
@@ -95,12 +94,51 @@ def check_exposures(weights: pd.DataFrame | None,
         own = limits if isinstance(limits, QcLimits) else limits.get(str(pid), QcLimits())
         biggest = g["weight"].abs().max()
         gross = g["weight"].abs().sum()
-        bad = (biggest > own.max_weight + LIMIT_TOLERANCE
-               or gross > own.max_gross + LIMIT_TOLERANCE)
+        bad = biggest > own.max_weight + tolerance or gross > own.max_gross + tolerance
         out.append(_row("exposures", str(pid), FAIL if bad else PASS,
                         f"max |weight| {biggest:.3f} (limit {own.max_weight}), gross "
                         f"{gross:.3f} (limit {own.max_gross})"))
     return out
+
+
+@dataclass(frozen=True)
+class Age:
+    """How old the newest input of a subject is on the session checked."""
+
+    subject: str
+    newest: pd.Timestamp | None  # None: never delivered
+    age: int  # sessions or days from ``newest`` to the session
+    limit: int
+    unit: str  # "sessions" or "days"
+
+
+def check_freshness(ages: list[Age]) -> list[dict]:
+    """A subject whose newest row is older than its limit fails; one never delivered for the
+    market (a prices-only source has no statements) is skipped."""
+    out = []
+    for a in ages:
+        if a.newest is None:
+            out.append(_row("freshness", a.subject, SKIP, "never delivered for this market"))
+            continue
+        status = FAIL if a.age > a.limit else PASS
+        out.append(_row("freshness", a.subject, status,
+                        f"newest {pd.Timestamp(a.newest).date()}, {a.age} {a.unit} old "
+                        f"(limit {a.limit})"))
+    return out
+
+
+def check_missing_prices(missing: list[str], active: int, max_share: float) -> list[dict]:
+    """``missing``: instruments priced in the sessions before D (``active`` of them in all)
+    with no price on D and no delisting by D."""
+    if active == 0:
+        return [_row("freshness", "prices_daily/instruments", SKIP, "no recently priced "
+                                                                   "instrument")]
+    share = len(missing) / active
+    status = FAIL if share > max_share else WARN if missing else PASS
+    names = ", ".join(sorted(missing)[:5]) + (" ..." if len(missing) > 5 else "")
+    detail = f"{len(missing)} of {active} recently priced instruments have no price" + (
+        f" ({share:.1%}, limit {max_share:.1%}): {names}" if missing else "")
+    return [_row("freshness", "prices_daily/instruments", status, detail)]
 
 
 def qc_report(market_id: str, date: pd.Timestamp, rows: list[dict]) -> pd.DataFrame:
