@@ -517,6 +517,19 @@ class FileSource:
             self._table_cache[table] = (sig, built)
             return built
 
+    def first_row(self, table: str, market_id: str | None) -> tuple[pd.Timestamp, str, int] | None:
+        """``(date, file, row)`` of the earliest dated row of ``table`` for ``market_id`` (None
+        for GLOBAL tables), or None when there is none."""
+        schema = get_schema(table)
+        if not self.files(table):
+            return None
+        part = self._table(table).by_market.get(market_id if schema.market_column else None)
+        if part is None or not len(part[0]):
+            return None
+        frame, dates = part
+        return (pd.Timestamp(dates[0]), str(frame[SOURCE_FILE].iat[0]),
+                int(frame[SOURCE_ROW].iat[0]))
+
     def fetch(self, table: str, market_id: str | None, start: dt.date,
               end: dt.date) -> pd.DataFrame:
         """Canonical rows of ``table`` (with provenance columns) for ``market_id`` whose
