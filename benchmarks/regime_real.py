@@ -12,13 +12,13 @@ average is known; dating it on the 1st of its own month would read it before it 
 Pipeline, per index, in its own process with a fresh PROMETHEUS_HOME (the two indices run side
 by side), in-process Dagster ``materialize`` of the product's own assets: instruments,
 GLOBAL/macro_time_series and prices_daily as single-run backfills from February 2000 (the
-product's trading calendars start on 2000-01-03 and ingestion reads 21 sessions before its
-first date, so the 1999 prices ``arch`` ships cannot be ingested), returns_daily and
-market_correlation_daily from the first session whose feature warm-up fits in the calendar
-(July 2001); US_EQ/regime_models with yearly refits from ``--first-year`` (each fitted only on
-data dated before its year); US_EQ/regimes as one backfill over the scored years. The configs
-are the repository's, except the regime refit cadence (yearly) and first year, and the markets'
-``partitions_start``, set in a temporary config folder.
+figures below were measured when the product's calendars started on 2000-01-03; the history
+start is now a setting, so the 1999 prices ``arch`` ships could be ingested too), returns_daily
+and market_correlation_daily from the first session whose feature warm-up fits after
+2000-01-03 (July 2001); US_EQ/regime_models with yearly refits from ``--first-year`` (each
+fitted only on data dated before its year); US_EQ/regimes as one backfill over the scored
+years. The configs are the repository's, except the regime refit cadence (yearly) and first
+year, and the markets' ``history_start``, set in a temporary config folder.
 
 Truth: stress and calm episodes from a rule on the index itself, the market's own conventions
 for a "correction" (a close 10% below the prior high) and being "near the high":
@@ -95,7 +95,8 @@ import pandas as pd
 from benchmarks.common import REPO
 
 INDICES = {"sp500": ("INDEX:SPX", "SPX"), "nasdaq": ("INDEX:COMP", "COMP")}
-HISTORY = ("2000-02-03", "2018-12-31")  # the product's calendars start on 2000-01-03
+HISTORY = ("2000-02-03", "2018-12-31")
+WARMUP_FROM = "2000-01-03"  # the calendars' first day when the figures were measured
 FIRST_REFIT_YEAR = 2003
 STRESS_LABELS = ("RISK_OFF_GRINDING", "RISK_OFF_PANIC")
 WIDE_STRESS_LABELS = (*STRESS_LABELS, "RISK_ON_HIGH_VOL", "TRANSITION")
@@ -376,16 +377,16 @@ def _child(index: str, root: str, home: str, first_year: int) -> None:
 
 
 def features_start() -> str:
-    """The first session whose feature warm-up lies inside the product's calendar (which starts
-    on 2000-01-03): features of earlier sessions cannot be computed."""
-    from prometheus_dagster.core.calendars import CALENDAR_START, trading_calendar
+    """The first session whose feature warm-up lies after :data:`WARMUP_FROM` (where the
+    measured runs' calendar started): features of earlier sessions were not computed."""
+    from prometheus_dagster.core.calendars import trading_calendar
     from prometheus_dagster.core.config import load_engine_config
     from prometheus_dagster.engines.features import FEATURE_TABLES
     from prometheus_dagster.engines.features.config import warmup_sessions
 
     cfg = load_engine_config("features").config
     warmup = max(warmup_sessions(t, cfg) for t in FEATURE_TABLES)  # type: ignore[arg-type]
-    sessions = trading_calendar("US_EQ").sessions(CALENDAR_START, HISTORY[1])
+    sessions = trading_calendar("US_EQ").sessions(WARMUP_FROM, HISTORY[1])
     return max(sessions[warmup + 1], pd.Timestamp(HISTORY[0])).strftime("%Y-%m-%d")
 
 
@@ -402,7 +403,7 @@ def regime_config_dir(tmp: Path, first_year: int) -> Path:
     shutil.copytree(REPO / "configs", target)
     markets = target / "markets.yaml"
     body = yaml.safe_load(markets.read_text())
-    body["partitions_start"] = HISTORY[0]
+    body["history_start"] = HISTORY[0]
     markets.write_text(yaml.safe_dump(body, sort_keys=False))
     path = target / "engines" / "regime.yaml"
     body = yaml.safe_load(path.read_text())

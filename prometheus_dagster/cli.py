@@ -1,11 +1,14 @@
-"""Command line: ``python -m prometheus_dagster.cli {setup-home,demo,brief,ui,sql,failed,stop}``.
+"""Command line: ``python -m prometheus_dagster.cli {setup-home,demo,brief,ui,sql,failed,stop,
+check-data}``.
 
 ``setup-home`` prepares $PROMETHEUS_HOME and $DAGSTER_HOME (writes the instance's dagster.yaml:
 the research instance on PostgreSQL, or SQLite with ``PROMETHEUS_INSTANCE=sqlite``); ``demo``
 runs the main job on the embedded market and prints where to look; ``ui`` starts the Dagster and
 MLflow web UIs on the loopback interface; ``sql`` queries the warehouse (read-only, on a
 short-lived connection that takes turns with the pipeline); ``failed`` lists the asset partitions
-whose latest run failed; ``stop`` stops the project home's embedded PostgreSQL server.
+whose latest run failed; ``stop`` stops the project home's embedded PostgreSQL server;
+``check-data DIR`` checks a folder of files (layout, quality rules, history start) and prints
+every problem and the coverage per table, writing nothing.
 """
 
 from __future__ import annotations
@@ -187,6 +190,21 @@ def _cmd_sql(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_check_data(args: argparse.Namespace) -> int:
+    """Check a folder of files against the file-source layout and the quality rules; exit 1 on
+    problems (warnings alone pass). Writes nothing: no warehouse, no Dagster run."""
+    from prometheus_dagster.core.errors import PrometheusError
+    from prometheus_dagster.engines.ingestion.check_data import check_folder
+
+    try:
+        check = check_folder(args.folder, market=args.market or None)
+    except PrometheusError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(check.report())
+    return 1 if check.errors else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="prometheus")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -217,6 +235,11 @@ def main(argv: list[str] | None = None) -> int:
     failed.set_defaults(func=_cmd_failed)
     sub.add_parser("stop", help="stop the project home's embedded PostgreSQL").set_defaults(
         func=_cmd_stop)
+    check = sub.add_parser("check-data", help="check a folder of files before ingesting it "
+                                              "(writes nothing)")
+    check.add_argument("folder", help="the folder, in the layout of docs/bring_your_own_data.md")
+    check.add_argument("--market", default="", help="check only this market (and GLOBAL)")
+    check.set_defaults(func=_cmd_check_data)
     args = parser.parse_args(argv)
     return int(args.func(args))
 

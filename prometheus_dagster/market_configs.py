@@ -16,6 +16,7 @@ import os
 
 from prometheus_dagster.core.calendars import (
     global_members,
+    history_start,
     load_markets,
     markets_running,
     trading_calendar,
@@ -35,8 +36,8 @@ def market_config_problems() -> list[str]:
     data = markets_running("data")
     for m in data:
         try:
-            trading_calendar(m).sessions(load_markets().partitions_start,
-                                         load_markets().partitions_start)
+            start = history_start(m)
+            trading_calendar(m).sessions(start, start)
         except Exception as exc:  # noqa: BLE001  (any calendar failure is the problem to report)
             problems.append(f"{m}: its calendar ({load_markets().markets[m].calendar_code}) "
                             f"does not load: {exc}")

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import os
 from enum import StrEnum
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import exchange_calendars as xcals
 import pandas as pd
@@ -20,16 +21,23 @@ from pydantic import Field, model_validator
 from prometheus_dagster.core.config import (
     StrictModel,
     VersionedConfig,
-    load_config,
+    read_yaml,
     register_config_model,
+    validate_config,
 )
 from prometheus_dagster.core.errors import ConfigError
 from prometheus_dagster.core.paths import CONFIG_DIR
 
-# exchange_calendars needs an explicit start for history older than its default window.
-CALENDAR_START = pd.Timestamp("2000-01-03")
 CALENDAR_END = pd.Timestamp("2030-12-31")
+# A calendar reaches this far before its market's history start, so that look-backs from the
+# first partitions (previous closes, feature warm-ups) stay inside it; they find no data there.
+CALENDAR_LOOKBACK = pd.DateOffset(years=2)
 GLOBAL = "GLOBAL"
+# Overrides history_start without editing configs/markets.yaml: "1990-01-02" (the default of
+# every market) or "US_EQ=1990-01-02,EU_EQ=1999-01-04" (per market), or both, comma-separated.
+HISTORY_START_ENV = "PROMETHEUS_HISTORY_START"
+HISTORY_START_SETTING = (f"history_start in configs/markets.yaml (or the environment variable "
+                         f"{HISTORY_START_ENV})")
 
 
 # What a market runs, each level including the ones before it: its calendar only; ingestion and
@@ -47,6 +55,8 @@ class MarketSpec(StrictModel):
     pre_open_minutes: int = Field(90, ge=0, le=24 * 60)
     post_close_minutes: int = Field(60, ge=0, le=24 * 60)
     runs: Literal["calendar", "data", "regimes", "investment"] = "calendar"
+    history_start: dt.date | None = Field(None, description="first date of this market's "
+                                          "partitions (default: the top-level history_start)")
     global_member: bool = Field(False, description="a member of the GLOBAL region (its "
                                                    "regimes, stability and brief)")
 
@@ -56,8 +66,31 @@ class MarketSpec(StrictModel):
 
 @register_config_model("markets")
 class MarketsConfig(VersionedConfig):
-    partitions_start: dt.date
+    history_start: dt.date
     markets: dict[str, MarketSpec]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _partitions_start_renamed(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "partitions_start" in data:
+            if "history_start" in data:
+                raise ValueError("'partitions_start' is now 'history_start': keep only that")
+            data = {("history_start" if k == "partitions_start" else k): v
+                    for k, v in data.items()}
+        return data
+
+    @property
+    def partitions_start(self) -> dt.date:
+        """The default history start (the former name of ``history_start``)."""
+        return self.history_start
+
+    def start_of(self, market_id: str) -> dt.date:
+        """The first date of ``market_id``'s partitions; GLOBAL starts with its earliest
+        market."""
+        if market_id == GLOBAL:
+            return min([self.history_start, *(self.start_of(m) for m in self.markets)])
+        spec = self.markets.get(market_id)
+        return spec.history_start if spec and spec.history_start else self.history_start
 
     @model_validator(mode="after")
     def _members_run_data(self) -> MarketsConfig:
@@ -67,10 +100,43 @@ class MarketsConfig(VersionedConfig):
         return self
 
 
+def apply_history_start_override(body: dict[str, Any], value: str | None) -> dict[str, Any]:
+    """``body`` (configs/markets.yaml) with the history starts of ``value`` (see
+    :data:`HISTORY_START_ENV`); a malformed value is a :class:`ConfigError`."""
+    if not value or not value.strip():
+        return body
+    body = {**body, "markets": {m: dict(s) for m, s in (body.get("markets") or {}).items()}}
+    for part in (p.strip() for p in value.split(",") if p.strip()):
+        market, _, date = part.rpartition("=")
+        try:
+            day = pd.Timestamp(date.strip()).date().isoformat()
+        except ValueError:
+            raise ConfigError(f"{HISTORY_START_ENV}={value!r}: {date!r} is not a date "
+                              "(use YYYY-MM-DD or MARKET=YYYY-MM-DD, comma-separated)") from None
+        if not market:
+            body["history_start"] = day
+            body.pop("partitions_start", None)
+        elif market.strip() in body["markets"]:
+            body["markets"][market.strip()]["history_start"] = day
+        else:
+            raise ConfigError(f"{HISTORY_START_ENV}={value!r}: unknown market {market!r}; "
+                              f"configured markets: {', '.join(body['markets'])}")
+    return body
+
+
 @functools.cache
 def load_markets(path: str | None = None) -> MarketsConfig:
-    loaded = load_config(Path(path) if path else CONFIG_DIR / "markets.yaml", MarketsConfig)
-    return loaded.typed(MarketsConfig)
+    """configs/markets.yaml (or ``path``), with :data:`HISTORY_START_ENV` applied."""
+    source = Path(path) if path else CONFIG_DIR / "markets.yaml"
+    body = apply_history_start_override(read_yaml(source), os.environ.get(HISTORY_START_ENV))
+    return validate_config(body, MarketsConfig, str(source)).typed(MarketsConfig)
+
+
+def history_start(market_id: str) -> dt.date:
+    """The first date of ``market_id``'s daily partitions (GLOBAL: of its earliest market)."""
+    if market_id != GLOBAL:
+        market_spec(market_id)  # an unknown market is a ConfigError naming the markets
+    return load_markets().start_of(market_id)
 
 
 def market_ids() -> list[str]:
@@ -133,8 +199,24 @@ def _to_utc(ts: dt.datetime | str | pd.Timestamp) -> pd.Timestamp:
 
 
 @functools.cache
-def _exchange_calendar(code: str) -> xcals.ExchangeCalendar:
-    return xcals.get_calendar(code, start=CALENDAR_START, end=CALENDAR_END)
+def _exchange_calendar(code: str, start: pd.Timestamp) -> xcals.ExchangeCalendar:
+    return xcals.get_calendar(code, start=start, end=CALENDAR_END)
+
+
+def calendar_start(market_id: str) -> pd.Timestamp:
+    """The first day of ``market_id``'s calendar: :data:`CALENDAR_LOOKBACK` before its history
+    start, or the earliest day exchange_calendars knows for it."""
+    wanted = pd.Timestamp(history_start(market_id)) - CALENDAR_LOOKBACK
+    code = market_spec(market_id).calendar_code
+    earliest = xcals.get_calendar(code).bound_min()
+    if earliest is not None and wanted < earliest:
+        if pd.Timestamp(history_start(market_id)) < earliest:
+            raise ConfigError(
+                f"{market_id}: history_start {history_start(market_id)} is before "
+                f"{earliest.date()}, the first day its calendar ({code}) knows; set a later "
+                f"{HISTORY_START_SETTING}")
+        return pd.Timestamp(earliest)
+    return wanted
 
 
 class TradingCalendar:
@@ -143,17 +225,27 @@ class TradingCalendar:
     def __init__(self, market_id: str):
         self.market_id = market_id
         self.spec = market_spec(market_id)
-        self._cal = _exchange_calendar(self.spec.calendar_code)
+        self.start = calendar_start(market_id)
+        self._cal = _exchange_calendar(self.spec.calendar_code, self.start)
 
     def __repr__(self) -> str:
         return f"TradingCalendar({self.market_id!r}, {self.spec.calendar_code})"
 
+    def _in_range(self, d: pd.Timestamp) -> bool:
+        return bool(self.start <= d <= CALENDAR_END)
+
     def _check_range(self, d: pd.Timestamp) -> None:
-        if not (CALENDAR_START <= d <= CALENDAR_END):
+        if not self._in_range(d):
+            hint = (f"; its history starts on {history_start(self.market_id)}: set an earlier "
+                    f"{HISTORY_START_SETTING}" if d < self.start else "")
             raise ValueError(
                 f"{self.market_id}: date {d.date()} is outside the supported calendar range "
-                f"{CALENDAR_START.date()}..{CALENDAR_END.date()}"
+                f"{self.start.date()}..{CALENDAR_END.date()}{hint}"
             )
+
+    @property
+    def first_session(self) -> pd.Timestamp:
+        return self._cal.first_session.tz_localize(None)
 
     def is_trading_day(self, d: dt.date | str) -> bool:
         ts = _to_date(d)
@@ -181,6 +273,16 @@ class TradingCalendar:
         self._check_range(ts)
         # the first session on or after d; stepping back n from it lands strictly before d
         anchor = self._cal.date_to_session(ts, direction="next")
+        return self._cal.session_offset(anchor, -n).tz_localize(None)
+
+    def lookback_start(self, d: dt.date | str, n: int) -> pd.Timestamp:
+        """The n-th session before d, or the calendar's first session when the look-back reaches
+        before it (there is no history there to read)."""
+        ts = _to_date(d)
+        self._check_range(ts)
+        anchor = self._cal.date_to_session(ts, direction="next")
+        if self._cal.sessions.get_loc(anchor) < n:
+            return self.first_session
         return self._cal.session_offset(anchor, -n).tz_localize(None)
 
     def next_trading_day(self, d: dt.date | str, n: int = 1) -> pd.Timestamp:
@@ -248,7 +350,7 @@ class TradingCalendar:
         # midnight, inside POST_CLOSE) or the day after (a pre-open that starts before midnight).
         for offset in (0, -1, 1):
             day = local_day + pd.Timedelta(days=offset)
-            if not (CALENDAR_START <= day <= CALENDAR_END) or not self._cal.is_session(day):
+            if not self._in_range(day) or not self._cal.is_session(day):
                 continue
             open_, close = self._cal.session_open(day), self._cal.session_close(day)
             if open_ - pre <= t < open_:
@@ -257,8 +359,7 @@ class TradingCalendar:
                 return MarketState.SESSION
             if close <= t < close + post:
                 return MarketState.POST_CLOSE
-        in_range = CALENDAR_START <= local_day <= CALENDAR_END
-        if in_range and self._cal.is_session(local_day):
+        if self._in_range(local_day) and self._cal.is_session(local_day):
             return MarketState.OVERNIGHT
         return MarketState.HOLIDAY
 
@@ -272,7 +373,7 @@ class TradingCalendar:
         local_day = t.tz_convert(self.spec.timezone).tz_localize(None).normalize()
         for offset in (0, -1, 1):
             day = local_day + pd.Timedelta(days=offset)
-            if not (CALENDAR_START <= day <= CALENDAR_END) or not self._cal.is_session(day):
+            if not self._in_range(day) or not self._cal.is_session(day):
                 continue
             open_, close = self._cal.session_open(day), self._cal.session_close(day)
             windows = {

@@ -183,7 +183,7 @@ class InputWindow:
             return self.first
         if c.market == GLOBAL:  # business days
             return self.first - pd.offsets.BDay(c.read.sessions)
-        return trading_calendar(c.market).previous_trading_day(self.first, c.read.sessions)
+        return trading_calendar(c.market).lookback_start(self.first, c.read.sessions)
 
     def frame(self, table: str, *, market: str | None = None, columns: Sequence[str] | None = None,
               end: pd.Timestamp | None = None, **where: Any) -> pd.DataFrame:

@@ -1,7 +1,8 @@
 """Dagster partitions that follow trading calendars.
 
-Each market's partitions are exactly its trading sessions from ``partitions_start`` (weekends and
-holidays are excluded). GLOBAL assets use business-day partitions. All definitions share the UTC
+Each market's partitions are exactly its trading sessions from its ``history_start`` (weekends and
+holidays are excluded; configs/markets.yaml). GLOBAL assets use business-day partitions from the
+earliest market's start. All definitions share the UTC
 timezone so that a partition key (the session date) means the same day everywhere and market
 partitions map onto GLOBAL ones by date.
 """
@@ -19,14 +20,10 @@ from dagster import (
     TimeWindowPartitionsDefinition,
 )
 
-from prometheus_dagster.core.calendars import CALENDAR_END, GLOBAL, load_markets, trading_calendar
+from prometheus_dagster.core.calendars import CALENDAR_END, GLOBAL, history_start, trading_calendar
 
 PARTITION_FMT = "%Y-%m-%d"
 _WEEKEND_CRONS = ["0 0 * * 6", "0 0 * * 0"]
-
-
-def _start() -> dt.date:
-    return load_markets().partitions_start
 
 
 @functools.cache
@@ -34,7 +31,7 @@ def market_partitions_def(
     market_id: str, start: dt.date | None = None
 ) -> DailyPartitionsDefinition:
     """Daily partitions whose keys are exactly ``market_id``'s trading sessions."""
-    start = start or _start()
+    start = start or history_start(market_id)
     cal = trading_calendar(market_id)
     holidays = cal.non_session_weekdays(start, CALENDAR_END)
     exclusions = [*_WEEKEND_CRONS, *(d.to_pydatetime() for d in holidays)]
@@ -49,7 +46,7 @@ def market_partitions_def(
 @functools.cache
 def global_partitions_def(start: dt.date | None = None) -> DailyPartitionsDefinition:
     """GLOBAL business-day partitions (Monday to Friday)."""
-    start = start or _start()
+    start = start or history_start(GLOBAL)
     return DailyPartitionsDefinition(
         start_date=start.strftime(PARTITION_FMT), timezone="UTC", fmt=PARTITION_FMT,
         exclusions=list(_WEEKEND_CRONS),

@@ -19,12 +19,18 @@ from typing import Any
 
 import pandas as pd
 
-from prometheus_dagster.core.calendars import GLOBAL, trading_calendar
+from prometheus_dagster.core.calendars import (
+    GLOBAL,
+    HISTORY_START_SETTING,
+    history_start,
+    trading_calendar,
+)
 from prometheus_dagster.core.errors import DataSchemaError, SourceError
 from prometheus_dagster.core.ingestion_config import ALLOW_ROW_LOSS_TAG, ingestion_config
 from prometheus_dagster.core.inputs import Inputs, InputWindow, Read
 from prometheus_dagster.core.schemas import get_schema
 from prometheus_dagster.engines.ingestion.quality import GateLimits, check_staged
+from prometheus_dagster.engines.ingestion.sources import describe_location
 
 MARKET_TABLES = ("prices_daily", "corporate_actions", "fundamentals", "news_articles",
                  "news_links")
@@ -129,8 +135,7 @@ def _gate_context(source: Any, reader: Any, table: str, market_id: str | None,
                 "stored": window.frame(table, market=market_id or GLOBAL, columns=keys)}
     rows = window.frame(table)
     on = pd.to_datetime(rows[part])
-    before = trading_calendar(market_id).previous_trading_day(dates[0], 1)
-    return {"history": rows[(on <= before).to_numpy()].reset_index(drop=True),
+    return {"history": rows[(on < dates[0]).to_numpy()].reset_index(drop=True),
             "corporate_actions": _corporate_actions(source, window, market_id),
             "stored": rows[on.isin(dates).to_numpy()][keys].reset_index(drop=True)}
 
@@ -162,12 +167,39 @@ def fetch_and_check(source: Any, reader: Any, table: str, market_id: str | None,
     for issue in report.warnings:
         day = _issue_date(issue, staged, date_col)
         warnings.setdefault(day if day is not None else dates[-1], []).append(issue.message)
+    if (early := predating_rows(source, table, market_id, dates[0])) is not None:
+        warnings.setdefault(dates[0], []).append(early)
     good_dates = [d for d in dates if d not in errors]
     keep = staged_dates.isin(good_dates)
     return UnitBatch(table=table, market=market_id or GLOBAL, dates=dates,
                      good=staged[keep], good_dates=good_dates,
                      counts=staged_dates[keep].value_counts().to_dict(), errors=errors,
                      warnings=warnings, stray=int(stray.sum()))
+
+
+def first_partition(market_id: str | None) -> pd.Timestamp:
+    """The first partition date of ``market_id`` (None: GLOBAL, business days)."""
+    start = pd.Timestamp(history_start(market_id or GLOBAL))
+    if market_id is None:
+        return pd.bdate_range(start, periods=1)[0]
+    return trading_calendar(market_id).sessions(start, start + pd.Timedelta(days=14))[0]
+
+
+def predating_rows(source: Any, table: str, market_id: str | None,
+                   first: pd.Timestamp) -> str | None:
+    """When ``first`` is the market's first partition and the source holds rows of ``table``
+    dated before it (sources that can say so: ``first_row``), the message saying those rows
+    are never ingested and which setting reaches them."""
+    first_row = getattr(source, "first_row", None)
+    if first_row is None or first > first_partition(market_id):
+        return None
+    found = first_row(table, market_id)
+    if found is None or found[0] >= first:
+        return None
+    day, file, row = found
+    return (f"{describe_location(file, row)}: {market_id or GLOBAL} {table} has rows from "
+            f"{day.date()}, before its history start {history_start(market_id or GLOBAL)}; "
+            f"they are not ingested: set an earlier {HISTORY_START_SETTING} to keep them")
 
 
 def run_rows(batch: UnitBatch, source_name: str, run_id: str, started: pd.Timestamp,

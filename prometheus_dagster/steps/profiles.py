@@ -94,6 +94,9 @@ def compute_profiles(reader: Any, models: Any, market_id: str, dates: list[pd.Ti
     out = build_profiles(market_id, issuer_ids, dates, fundamentals,
                          news[["article_id", "issuer_id", "date"]], config, config_id, sims)
     if not issuer_ids:
+        if log is not None:
+            log.warning(f"{market_id}: no issuers of type COMPANY (a prices-only market?): "
+                        "no profiles; universes and stability go without them")
         return out
     versions = versions_by_date(models, market_id, ecfg.joint.model_id, dates)
     no_model = [d for d in dates if versions[d] is None]

@@ -99,7 +99,7 @@ def test_engine_config_file_must_match_engine(tmp_path):
 
 
 def test_a_file_for_another_engine_is_refused_by_an_explicit_model(tmp_path):
-    path = write(tmp_path, "engine: markets\nversion: '1'\npartitions_start: 2024-01-02\n")
+    path = write(tmp_path, "engine: markets\nversion: '1'\nhistory_start: 2024-01-02\n")
     with pytest.raises(ConfigError, match="declares engine 'markets' but was loaded as the "
                                           "'toy_engine' config"):
         load_config(path, ToyConfig)

@@ -392,3 +392,19 @@ def test_universes_of_a_range_equal_each_date_and_strategy_on_its_own():
     first = out[out["as_of_date"] == dates[0]]
     assert (first["tier"] == "EXCLUDED").all()  # no scores on the first date
     assert (out["tier"] == "CORE").any()
+
+
+def test_a_prices_only_market_has_candidates_without_profiles():
+    from prometheus_dagster.engines.universe import universe_candidates_range
+    from prometheus_dagster.steps.common import lookback_start
+
+    dates, t = _synthetic_universe_inputs()
+    dates = dates[-3:]
+    t = {**t, "instruments": t["instruments"].assign(issuer_id=None),
+         **{k: t[k].iloc[0:0] for k in ("issuers", "profiles", "soft_targets")}}
+    ranged = universe_candidates_range(dates, **t,
+                                       history_starts=[lookback_start(d, 131) for d in dates],
+                                       max_profile_age_days=120)
+    day = ranged[dates[-1]]
+    assert len(day) == len(t["instruments"]) and day["close"].notna().any()
+    assert not day["has_profile"].any() and day["soft_target_class"].isna().all()

@@ -94,6 +94,7 @@ DERIVED_COLUMNS: dict[str, dict[str, str]] = {
     },
 }
 MAX_LISTED_DEFECTS = 10
+FileDefect = tuple[str, int, str, str]  # file, data row, rule, message
 
 
 @dataclass
@@ -303,16 +304,18 @@ class FileSource:
         return frame[[*schema.column_names, *PROVENANCE_COLUMNS]], defects
 
     # --- reference data ----------------------------------------------------------------------
-    def _strict(self, table: str, frame: pd.DataFrame, defects: list) -> None:
-        """Reference tables must be clean: raise on any defect, empty required value or
-        duplicate key, naming the file and line."""
+    def reference_defects(self, table: str, frame: pd.DataFrame,
+                          defects: list[tuple[str, int, str]]) -> list[FileDefect]:
+        """Every defect of a reference table ``frame``: values of the wrong type (``defects``),
+        empty required values, duplicate keys; as ``(file, row, rule, message)``."""
         schema = get_schema(table)
-        problems = [m for _, _, m in defects]
+        problems: list[FileDefect] = [(f, r, "type", m) for f, r, m in defects]
         for c in schema.columns:
             if not c.nullable:
                 for i in np.flatnonzero(frame[c.name].isna().to_numpy()):
-                    where = _at(frame[SOURCE_FILE].iat[i], frame[SOURCE_ROW].iat[i])
-                    problems.append(f"{where}: column {c.name!r} is empty but required")
+                    f, r = frame[SOURCE_FILE].iat[i], int(frame[SOURCE_ROW].iat[i])
+                    problems.append((f, r, "required",
+                                     f"{_at(f, r)}: column {c.name!r} is empty but required"))
         key = list(schema.primary_key)
         dup = frame.duplicated(key, keep=False) & frame[key].notna().all(axis=1)
         if dup.any():
@@ -320,10 +323,76 @@ class FileSource:
                 places = [_at(f, r) for f, r in zip(grp[SOURCE_FILE], grp[SOURCE_ROW],
                                                     strict=True)]
                 keyval = ", ".join(f"{k}={grp[k].iat[0]}" for k in key)
-                problems.append(f"{places[0]}: duplicate key {keyval} (also at "
-                                f"{'; '.join(places[1:])})")
+                problems.append((grp[SOURCE_FILE].iat[0], int(grp[SOURCE_ROW].iat[0]),
+                                 f"unique ({', '.join(key)})",
+                                 f"{places[0]}: duplicate key {keyval} (also at "
+                                 f"{'; '.join(places[1:])})"))
+        return problems
+
+    def _strict(self, table: str, frame: pd.DataFrame, defects: list) -> None:
+        """Reference tables must be clean: raise on any defect, empty required value or
+        duplicate key, naming the file and line."""
+        problems = [m for _, _, _, m in self.reference_defects(table, frame, defects)]
         if problems:
             raise SourceError(_join_problems(f"{table}", problems))
+
+    def file_problems(self, table: str) -> list[str]:
+        """Why files of ``table`` cannot be read at all (layout, parsing, columns), one message
+        per file; empty when every file parses."""
+        try:
+            files = self.files(table)
+        except SourceError as exc:
+            return [str(exc)]
+        problems = []
+        for path in files:
+            try:
+                self._parse_file(table, path)
+            except SourceError as exc:
+                problems.append(str(exc))
+        return problems
+
+    def unchecked_reference(self, table: str) -> tuple[pd.DataFrame, list[tuple[str, int, str]]]:
+        """``instruments`` / ``issuers`` with their documented defaults and derived columns,
+        and their type defects, before the strict check of :meth:`reference_defects`."""
+        parsed = self._parse_table(table)
+        if parsed is None:
+            return _with_provenance(empty_frame(table)), []
+        frame, defects = parsed
+        frame = frame.copy()
+        if table == "instruments":
+            # absent or empty: the documented defaults
+            frame["multiplier"] = frame["multiplier"].fillna(1.0)
+            frame["status"] = frame["status"].where(frame["status"].notna(), "ACTIVE")
+        elif table == "issuers" and len(frame):
+            inst = self._reference("instruments")
+            first = inst.dropna(subset=["issuer_id"]).drop_duplicates("issuer_id")
+            derived = frame["issuer_id"].map(first.set_index("issuer_id")["market_id"])
+            frame["market_id"] = frame["market_id"].where(frame["market_id"].notna(), derived)
+        return frame, defects
+
+    def unchecked_daily(self, table: str) -> tuple[pd.DataFrame, list[FileDefect]]:
+        """Every row of a daily table that has a date (derived columns filled, provenance kept)
+        and every defect the file source finds in it, as ``(file, row, rule, message)``: values
+        of the wrong type, keys whose market cannot be derived, rows without a date."""
+        schema = get_schema(table)
+        parsed = self._parse_table(table)
+        if parsed is None:
+            return _with_provenance(empty_frame(schema)), []
+        frame, defects = parsed
+        frame, derived = self._derive(table, frame.copy())
+        found: list[FileDefect] = [(f, r, "type", m) for f, r, m in defects]
+        found += [(f, r, "reference", m) for f, r, m in derived]
+        date_col = schema.partition_column
+        assert date_col is not None
+        flagged = {(f, r) for f, r, _, _ in found}
+        no_date = frame[date_col].isna()
+        for f, r in zip(frame.loc[no_date, SOURCE_FILE], frame.loc[no_date, SOURCE_ROW],
+                        strict=True):
+            if (f, int(r)) not in flagged:
+                found.append((f, int(r), "required", f"{_at(f, int(r))}: column "
+                                                     f"{date_col!r} is empty (every row needs "
+                                                     "a date)"))
+        return frame[~no_date].reset_index(drop=True), found
 
     def _reference(self, table: str) -> pd.DataFrame:
         """Canonical ``instruments`` / ``issuers`` of all markets (with provenance)."""
@@ -332,22 +401,7 @@ class FileSource:
             hit = self._ref_cache.get(table)
             if hit is not None and hit[0] == sig:
                 return hit[1]
-            parsed = self._parse_table(table)
-            if parsed is None:
-                frame = _with_provenance(empty_frame(table))
-                defects: list = []
-            else:
-                frame, defects = parsed
-            if table == "instruments":
-                # absent or empty: the documented defaults
-                frame["multiplier"] = frame["multiplier"].fillna(1.0)
-                frame["status"] = frame["status"].where(frame["status"].notna(), "ACTIVE")
-            elif table == "issuers" and len(frame):
-                inst = self._reference("instruments")
-                first = inst.dropna(subset=["issuer_id"]).drop_duplicates("issuer_id")
-                derived = frame["issuer_id"].map(first.set_index("issuer_id")["market_id"])
-                frame["market_id"] = frame["market_id"].where(frame["market_id"].notna(),
-                                                              derived)
+            frame, defects = self.unchecked_reference(table)
             self._strict(table, frame, defects)
             self._ref_cache[table] = (sig, frame)
             return frame
@@ -516,6 +570,19 @@ class FileSource:
                 built = _build_table(schema, frame, defects + more)
             self._table_cache[table] = (sig, built)
             return built
+
+    def first_row(self, table: str, market_id: str | None) -> tuple[pd.Timestamp, str, int] | None:
+        """``(date, file, row)`` of the earliest dated row of ``table`` for ``market_id`` (None
+        for GLOBAL tables), or None when there is none."""
+        schema = get_schema(table)
+        if not self.files(table):
+            return None
+        part = self._table(table).by_market.get(market_id if schema.market_column else None)
+        if part is None or not len(part[0]):
+            return None
+        frame, dates = part
+        return (pd.Timestamp(dates[0]), str(frame[SOURCE_FILE].iat[0]),
+                int(frame[SOURCE_ROW].iat[0]))
 
     def fetch(self, table: str, market_id: str | None, start: dt.date,
               end: dt.date) -> pd.DataFrame:

@@ -174,9 +174,10 @@ def universe_candidates_range(dates: Sequence[pd.Timestamp], *, instruments: pd.
 
     frames: dict[pd.Timestamp, pd.DataFrame] = {}
     known = icol >= 0
+    no_issuers = np.full(len(icol), -1)  # a prices-only market: no issuer to look up
     for t, day in enumerate(days):
         out = base.copy()
-        iss = np.where(known, latest[t, np.maximum(icol, 0)], -1)
+        iss = np.where(known, latest[t, np.maximum(icol, 0)], -1) if len(names) else no_issuers
         out["status"] = status[t]
         out["close"] = np.where(col >= 0, close[t, np.maximum(col, 0)], np.nan)
         out["adv_21d"] = np.where(col >= 0, adv[t, np.maximum(col, 0)], np.nan)
@@ -187,7 +188,8 @@ def universe_candidates_range(dates: Sequence[pd.Timestamp], *, instruments: pd.
                       else np.full(len(profiles), np.nan))
             out[flag] = np.where(iss >= 0, values[np.maximum(iss, 0)] if len(values)
                                  else np.nan, np.nan)
-        out["soft_target_class"] = np.where(known, soft_class[t, np.maximum(icol, 0)], np.nan)
+        out["soft_target_class"] = (np.where(known, soft_class[t, np.maximum(icol, 0)], np.nan)
+                                    if len(names) else np.nan)
         out["score"] = np.nan
         frames[day] = out[list(CANDIDATE_COLUMNS)].reset_index(drop=True)
     return frames
