@@ -23,6 +23,7 @@ from prometheus_dagster.core.config import (
     load_config,
     register_config_model,
 )
+from prometheus_dagster.core.disk_cache import cache_dir, load_pickle, store_pickle
 from prometheus_dagster.core.errors import ConfigError
 from prometheus_dagster.core.paths import CONFIG_DIR
 
@@ -134,7 +135,15 @@ def _to_utc(ts: dt.datetime | str | pd.Timestamp) -> pd.Timestamp:
 
 @functools.cache
 def _exchange_calendar(code: str) -> xcals.ExchangeCalendar:
-    return xcals.get_calendar(code, start=CALENDAR_START, end=CALENDAR_END)
+    # building a calendar over 30 years takes seconds, in every run process: kept on disk
+    path = cache_dir("calendars") / (f"{code.replace('/', '_')}-{CALENDAR_START.date()}-"
+                                     f"{CALENDAR_END.date()}-{xcals.__version__}.pkl")
+    cal = load_pickle(path)
+    if isinstance(cal, xcals.ExchangeCalendar):
+        return cal
+    cal = xcals.get_calendar(code, start=CALENDAR_START, end=CALENDAR_END)
+    store_pickle(path, cal)
+    return cal
 
 
 class TradingCalendar:

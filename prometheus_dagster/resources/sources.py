@@ -8,8 +8,9 @@ from pathlib import Path
 from dagster import ConfigurableResource
 
 from prometheus_dagster.core.config import load_config, load_engine_config
+from prometheus_dagster.core.disk_cache import cache_dir
 from prometheus_dagster.core.errors import ConfigError
-from prometheus_dagster.core.paths import CONFIG_DIR, prometheus_home
+from prometheus_dagster.core.paths import CONFIG_DIR
 
 
 @functools.cache
@@ -22,7 +23,7 @@ def _embedded(config_path: str):
         raise ConfigError(f"{config_path}: engine {loaded.config.engine!r} is not a synthetic "
                           "market config")
     # the simulated markets are kept in the home: each run process loads them, not simulates
-    cache = prometheus_home() / "cache" / "synthetic_market"
+    cache = cache_dir("synthetic_market")
     return EmbeddedSource(SyntheticMarket(loaded.config, cache_dir=cache)), loaded
 
 
