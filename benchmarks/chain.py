@@ -2,7 +2,7 @@
 asset (step), on the research instance.
 
     .venv/bin/python -m benchmarks.chain [--names 120,500] [--sessions 5,21,63,252]
-        [--per-partition 3] [--market US_EQ] [--quick]
+        [--per-partition 3] [--market US_EQ] [--quick] [--before /work/main]
 
 For each ``--names`` value, in its own PROMETHEUS_HOME (embedded market of that size, DuckDB
 warehouse, the research Dagster instance):
@@ -20,6 +20,9 @@ Each run happens in its own subprocess: seconds per step from Dagster's step sta
 written and seconds inside Dagster's storage (``_StorageClock``), peak RSS of the process.
 A least-squares line over the S values splits each step's seconds into a fixed cost per run
 and a cost per session; the chain's line projects a 5,040-session (20-year) backfill.
+With ``--before DIR`` (a checkout of an earlier version), every single run of step 2 is also
+made with DIR's code on the same home right before it (the same warehouse, the same sessions),
+and the table gains the earlier version's line and the ratio of the two.
 Results: ``benchmarks/results/chain.json`` and ``chain.md``. The runs of a home share its
 warehouse: every window's first session reads the previous session's books and portfolios
 left by the warm-up or by the longer run before it, as a daily chain re-run over a range does
@@ -148,6 +151,8 @@ def format_table(result: dict) -> str:
     if result.get("prepare"):
         lines.append("- preparation: " + ", ".join(
             f"{k} {v:.0f} s" for k, v in result["prepare"].items()))
+    if result.get("before"):
+        lines.append(compare_line(result["before"]["runs"], runs))
     per_run = partition_mean(lambda r: r["wall_s"])
     baseline = (f"; one run per partition: {PROJECTED_SESSIONS:,} x {per_run:.1f} s = "
                 f"{_duration(PROJECTED_SESSIONS * per_run)}" if per_run is not None else "")
@@ -156,6 +161,26 @@ def format_table(result: dict) -> str:
                   f"{chain['fixed_s']:.1f} s + {PROJECTED_SESSIONS:,} x "
                   f"{chain['per_session_s']:.3f} s = {_duration(chain_projection)}{baseline}"])
     return "\n".join(lines)
+
+
+def compare_line(before: list[dict], after: list[dict]) -> str:
+    """The earlier code's chain against this one, run by run (wall seconds, peak RSS) and as
+    fitted lines."""
+    by_size = {r["sessions"]: r for r in before}
+    cells = []
+    for r in sorted(after, key=lambda r: r["sessions"]):
+        b = by_size.get(r["sessions"])
+        if b is not None:
+            cells.append(f"S={r['sessions']}: {b['wall_s']:.1f} s -> {r['wall_s']:.1f} s "
+                         f"({b['wall_s'] / r['wall_s']:.2f}x), peak RSS "
+                         f"{b['peak_rss_mb']:.0f} -> {r['peak_rss_mb']:.0f} MB")
+    line = "- before -> after, the same sessions on the same home: " + "; ".join(cells)
+    fits = [fit_costs(runs)["chain (wall)"] for runs in (before, after)]
+    if all(f["fixed_s"] is not None for f in fits):
+        line += (f"; chain line {fits[0]['fixed_s']:.1f} s + {fits[0]['per_session_s']:.3f} s"
+                 f" / session -> {fits[1]['fixed_s']:.1f} s + {fits[1]['per_session_s']:.3f}"
+                 " s / session")
+    return line
 
 
 def _failures(run: dict) -> str:
@@ -370,12 +395,14 @@ def _child(args: list[str]) -> None:
 # -- parent: one home per names value, one subprocess per run ----------------------------------
 
 
-def _subprocess(args: list[str]) -> dict:
+def _subprocess(args: list[str], root: Path = REPO) -> dict:
+    """A child of this benchmark with the code of the checkout at ``root``."""
     env = {k: v for k, v in os.environ.items()
            if k not in ("PROMETHEUS_DAGSTER_PG_URL", "DAGSTER_HOME", "PROMETHEUS_WAREHOUSE_URL",
                         "MLFLOW_TRACKING_URI")}
+    env["PYTHONPATH"] = str(root)
     proc = subprocess.run([sys.executable, "-m", "benchmarks.chain", "--child", *args],
-                          cwd=REPO, env=env, stdout=subprocess.PIPE, text=True)
+                          cwd=root, env=env, stdout=subprocess.PIPE, text=True)
     for line in proc.stdout.splitlines():
         if line.startswith("RESULT "):
             return json.loads(line[len("RESULT "):])
@@ -383,7 +410,7 @@ def _subprocess(args: list[str]) -> dict:
 
 
 def bench_names(names: int, sizes: list[int], per_partition: int, market: str,
-                tmp: Path) -> dict:
+                tmp: Path, before: Path | None = None) -> dict:
     """Prepare a fresh home of ``names`` names, then every run; the fitted costs."""
     home = Path(tempfile.mkdtemp(prefix=f"chain-{names}-", dir=tmp))
     print(f"==> {market}, {names} names: preparing {home}", flush=True)
@@ -395,7 +422,14 @@ def bench_names(names: int, sizes: list[int], per_partition: int, market: str,
     setup = json.loads((home / "chain_setup.json").read_text())
     result["window"] = f"{setup['window_start']}...{setup['end']}"
     result["runs"] = []
+    if before is not None:
+        result["before"] = {"code": str(before), "runs": []}
     for s in sorted(sizes, reverse=True):
+        if before is not None:
+            earlier = _subprocess(["run", str(home), str(s)], root=before)
+            result["before"]["runs"].append(earlier)
+            print(f"    before: one run over {s} sessions: {earlier['wall_s']} s, peak RSS "
+                  f"{earlier['peak_rss_mb']:.0f} MB", flush=True)
         run = _subprocess(["run", str(home), str(s)])
         result["runs"].append(run)
         print(f"    one run over {s} sessions: {run['wall_s']} s (storage {run['storage_s']} s, "
@@ -431,6 +465,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--market", default="US_EQ")
     parser.add_argument("--quick", action="store_true",
                         help="30 names, sessions 3,8, 2 runs per partition: a few minutes")
+    parser.add_argument("--before", default="",
+                        help="a checkout of an earlier version: each single run also with its "
+                             "code, on the same home, right before this code's run")
     parser.add_argument("--out", default=str(RESULTS / "chain.json"),
                         help="JSON results (the table goes beside it as .md; '': nowhere)")
     args = parser.parse_args(argv)
@@ -447,7 +484,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="chain-bench-") as tmp:
         for names in (int(n) for n in args.names.split(",") if n):
             results.append(bench_names(names, sizes, args.per_partition, args.market,
-                                       Path(tmp)))
+                                       Path(tmp), Path(args.before) if args.before else None))
             tables.append(format_table(results[-1]))
             print("\n" + tables[-1] + "\n", flush=True)
             if args.out:  # after each size: a long run keeps what it has measured

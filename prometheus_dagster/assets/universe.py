@@ -15,6 +15,7 @@ from prometheus_dagster.steps.common import chunked
 from prometheus_dagster.steps.universe import (  # noqa: F401  (re-exported for other modules)
     PREVIOUS_UNIVERSE,
     compute_universes,
+    empty_selections,
     reason_list,
     register_strategies,
     strategies_of,
@@ -62,6 +63,8 @@ def universe_asset(market_id: str) -> AssetsDefinition:
         if len(no_score) == len(out) and len(out):
             context.log.warning(f"{market_id}: no assessment scores on these dates: every name "
                                 "is EXCLUDED (materialize instrument_scores first)")
+        for line in empty_selections(out):
+            context.log.warning(f"{market_id} {line}")
         counts = out.groupby(["strategy_id", "tier"]).size()
         with mlflow.asset_run(context, GROUP, market_id=market_id,
                               config_id=",".join(c for _, c in strategies.values())) as run:

@@ -25,6 +25,7 @@ from prometheus_dagster.core.config import (
     register_config_model,
     validate_config,
 )
+from prometheus_dagster.core.disk_cache import cache_dir, load_pickle, store_pickle
 from prometheus_dagster.core.errors import ConfigError
 from prometheus_dagster.core.paths import CONFIG_DIR
 
@@ -200,7 +201,24 @@ def _to_utc(ts: dt.datetime | str | pd.Timestamp) -> pd.Timestamp:
 
 @functools.cache
 def _exchange_calendar(code: str, start: pd.Timestamp) -> xcals.ExchangeCalendar:
-    return xcals.get_calendar(code, start=start, end=CALENDAR_END)
+    # building a calendar over 30 years takes seconds, in every run process: kept on disk
+    path = cache_dir("calendars") / (f"{code.replace('/', '_')}-{start.date()}-"
+                                     f"{CALENDAR_END.date()}-{xcals.__version__}.pkl")
+    cal = load_pickle(path)
+    if isinstance(cal, xcals.ExchangeCalendar):
+        return cal
+    cal = xcals.get_calendar(code, start=start, end=CALENDAR_END)
+    store_pickle(path, cal)
+    return cal
+
+
+def _earliest_day(code: str) -> pd.Timestamp | None:
+    """The first day exchange_calendars knows for ``code`` (None: no bound), read from the
+    calendar's class: building the calendar to ask would take a second per process."""
+    from exchange_calendars import calendar_utils
+
+    factory = calendar_utils._default_calendar_factories.get(xcals.resolve_alias(code))
+    return factory.bound_min() if factory is not None else xcals.get_calendar(code).bound_min()
 
 
 def calendar_start(market_id: str) -> pd.Timestamp:
@@ -208,7 +226,7 @@ def calendar_start(market_id: str) -> pd.Timestamp:
     start, or the earliest day exchange_calendars knows for it."""
     wanted = pd.Timestamp(history_start(market_id)) - CALENDAR_LOOKBACK
     code = market_spec(market_id).calendar_code
-    earliest = xcals.get_calendar(code).bound_min()
+    earliest = _earliest_day(code)
     if earliest is not None and wanted < earliest:
         if pd.Timestamp(history_start(market_id)) < earliest:
             raise ConfigError(

@@ -8,6 +8,7 @@ from pathlib import Path
 from dagster import ConfigurableResource
 
 from prometheus_dagster.core.config import load_config, load_engine_config
+from prometheus_dagster.core.disk_cache import cache_dir
 from prometheus_dagster.core.errors import ConfigError
 from prometheus_dagster.core.paths import CONFIG_DIR
 
@@ -21,7 +22,9 @@ def _embedded(config_path: str):
     if not isinstance(loaded.config, SyntheticMarketConfig):
         raise ConfigError(f"{config_path}: engine {loaded.config.engine!r} is not a synthetic "
                           "market config")
-    return EmbeddedSource(SyntheticMarket(loaded.config)), loaded
+    # the simulated markets are kept in the home: each run process loads them, not simulates
+    cache = cache_dir("synthetic_market")
+    return EmbeddedSource(SyntheticMarket(loaded.config, cache_dir=cache)), loaded
 
 
 @functools.cache

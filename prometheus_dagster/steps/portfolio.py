@@ -17,6 +17,7 @@ from prometheus_dagster.core.inputs import Inputs, InputWindow, Read
 from prometheus_dagster.core.schemas import empty_frame, validate_frame
 from prometheus_dagster.engines.portfolio import InfeasibleProblemError
 from prometheus_dagster.engines.portfolio.construction import (
+    EmptyBookError,
     build_problem,
     optimize_strategy,
     target_portfolio_rows,
@@ -131,8 +132,8 @@ def _decide(log: Any, strategy: StrategyConfig, sid: str, config_id: str, market
             d: pd.Timestamp, candidates: pd.DataFrame | None, model_id: str | None, risk: dict,
             held: dict[str, float], refs: dict, run: TargetRun) -> dict[str, float]:
     """One strategy's target on ``d`` from its candidates (None: no universe): appends its
-    rows and decision to ``run``; returns the holdings after ``d`` (unchanged when skipped or
-    infeasible)."""
+    rows and decision to ``run``; returns the holdings after ``d`` (unchanged when skipped,
+    infeasible, or with nothing tradable and nothing held)."""
     decision = {"context_id": f"{portfolio_id(sid, market_id)}:{d.date()}", "as_of_date": d,
                 "config_id": config_id, "model_id": model_id, "input_refs": refs}
     if d not in risk or candidates is None:
@@ -141,7 +142,15 @@ def _decide(log: Any, strategy: StrategyConfig, sid: str, config_id: str, market
         run.decisions.append({**decision, "proposed_action": {"status": "SKIPPED",
                                                               "reason": why}})
         return held
-    built = build_problem(strategy, candidates, risk[d], held)
+    try:
+        built = build_problem(strategy, candidates, risk[d], held)
+    except EmptyBookError as exc:
+        # e.g. a universe that selected nothing: the book stays in cash and the range goes on
+        log.warning(f"{sid} {market_id} {d.date()}: no tradable candidate and no holdings: "
+                    "stays in cash")
+        run.decisions.append({**decision, "proposed_action": {
+            "status": "SKIPPED", "reason": "no tradable candidate", "notes": exc.notes}})
+        return held
     warm = np.array([held.get(n, 0.0) for n in built.names])
     try:
         result = optimize_strategy(built, warm_start=warm)

@@ -9,12 +9,14 @@ same arithmetic as one date at a time."""
 from __future__ import annotations
 
 import functools
+import hashlib
 import math
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from prometheus_dagster.core.disk_cache import cache_dir, load_pickle, store_pickle
 from prometheus_dagster.core.inputs import Inputs, InputWindow, Read
 from prometheus_dagster.engines.encoders import EMBEDDING_DIM, EncodersConfig, window_summaries
 from prometheus_dagster.engines.encoders.training import (
@@ -59,9 +61,18 @@ def profiles_inputs(cfg: ProfilesConfig, ecfg: EncodersConfig) -> Inputs:
 
 @functools.cache
 def _anchor_vectors(anchors: tuple[str, ...], text_model_id: str) -> np.ndarray:
+    """The anchors' text vectors, kept on disk: a run whose articles' vectors all come from the
+    text-embedding cache then never loads the text model (seconds per run process)."""
     from prometheus_dagster.engines.encoders import embed_texts
 
-    return embed_texts(list(anchors))
+    key = hashlib.sha256("\x00".join((text_model_id, *anchors)).encode()).hexdigest()[:20]
+    path = cache_dir("anchor_vectors") / f"{key}.pkl"
+    stored = load_pickle(path)
+    if isinstance(stored, np.ndarray) and stored.shape[0] == len(anchors):
+        return stored
+    vectors = embed_texts(list(anchors))
+    store_pickle(path, vectors)
+    return vectors
 
 
 def anchor_similarity(texts: pd.DataFrame, config: ProfilesConfig,

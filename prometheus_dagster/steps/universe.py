@@ -163,6 +163,27 @@ def reason_list(value: Any) -> list[str]:
     return [str(v) for v in value]
 
 
+def empty_selections(out: pd.DataFrame) -> list[str]:
+    """One line per strategy that selected no name on some dates: those dates and the most
+    common exclusion reason of their names (e.g. a price history with a gap before the
+    range fails the history rule for every name)."""
+    lines = []
+    for sid, rows in out.groupby("strategy_id", sort=True):
+        selected = rows.groupby("as_of_date")["tier"].apply(lambda t: (t != "EXCLUDED").any())
+        empty = sorted(pd.Timestamp(d) for d in selected.index[~selected.to_numpy()])
+        if not empty:
+            continue
+        reasons = pd.Series([r for v in rows.loc[rows["as_of_date"].isin(empty), "reasons"]
+                             for r in reason_list(v)], dtype=object)
+        kinds = reasons.str.replace(r"-?\d[\d.,]*", "N", regex=True)
+        top = kinds.value_counts().index[0] if len(kinds) else None
+        example = reasons[kinds == top].iloc[0] if top is not None else "none given"
+        shown = ", ".join(str(d.date()) for d in empty[:5]) + (" ..." if len(empty) > 5 else "")
+        lines.append(f"{sid}: no name selected on {len(empty)} date(s) ({shown}); most common "
+                     f"reason: {example} ({int((kinds == top).sum())} names)")
+    return lines
+
+
 def universe_changes(today: pd.DataFrame, before: pd.DataFrame) -> dict:
     """Names that entered or left the selected universe since the previous date, with the
     reasons a leaving name is now excluded."""

@@ -2,7 +2,7 @@
 
 import pytest
 
-from benchmarks.chain import fit_costs, fit_line, format_table, projection
+from benchmarks.chain import compare_line, fit_costs, fit_line, format_table, projection
 
 
 def _run(sessions: int, wall: float, storage: float, steps: dict[str, float]) -> dict:
@@ -99,3 +99,15 @@ def test_table_sorts_steps_by_per_session_cost_and_ends_with_the_projection() ->
     assert "one run per partition: 5,040 x 10.0 s = 50400 s (14.0 h)" in lines[-1]
     assert "- preparation: history 61 s, training 42 s" in table
     assert "- S=63: 1993 events written" in table
+
+
+def test_before_and_after_runs_side_by_side() -> None:
+    before = [{**r, "wall_s": 2 * r["wall_s"], "peak_rss_mb": 1200.0} for r in RUNS]
+    line = compare_line(before, RUNS)
+    assert "S=5: 40.0 s -> 20.0 s (2.00x), peak RSS 1200 -> 900 MB" in line
+    after, earlier = fit_costs(RUNS)["chain (wall)"], fit_costs(before)["chain (wall)"]
+    assert (f"chain line {earlier['fixed_s']:.1f} s + {earlier['per_session_s']:.3f} s / session"
+            f" -> {after['fixed_s']:.1f} s + {after['per_session_s']:.3f} s / session") in line
+    table = format_table({"market": "US_EQ", "names": 120, "runs": RUNS, "fit": fit_costs(RUNS),
+                          "before": {"code": "/work/main", "runs": before}})
+    assert line in table.splitlines()

@@ -108,3 +108,24 @@ def test_session_for_state_names_the_session():
 def test_unknown_market_is_a_config_error():
     with pytest.raises(ConfigError, match="unknown market_id 'MARS_EQ'"):
         TradingCalendar("MARS_EQ")
+
+
+def test_a_calendar_kept_on_disk_equals_a_built_one(tmp_path, monkeypatch):
+    import exchange_calendars as xcals
+
+    from prometheus_dagster.core import calendars
+
+    monkeypatch.setenv("PROMETHEUS_HOME", str(tmp_path))
+    calendars._exchange_calendar.cache_clear()
+    try:
+        built = calendars._exchange_calendar("XHKG")  # built, then stored
+        assert len(list((tmp_path / "cache" / "calendars").glob("XHKG-*.pkl"))) == 1
+        calendars._exchange_calendar.cache_clear()
+        loaded = calendars._exchange_calendar("XHKG")  # a new process: read from the file
+    finally:
+        calendars._exchange_calendar.cache_clear()
+    assert loaded is not built and isinstance(loaded, xcals.ExchangeCalendar)
+    pd.testing.assert_index_equal(loaded.sessions, built.sessions)
+    pd.testing.assert_frame_equal(loaded.schedule, built.schedule)
+    day = pd.Timestamp("2024-02-09")  # lunar new year's eve: a half day
+    assert loaded.session_close(day) == built.session_close(day)

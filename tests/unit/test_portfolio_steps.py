@@ -21,6 +21,7 @@ from prometheus_dagster.steps.portfolio import (
     target_range,
 )
 from prometheus_dagster.steps.portfolio_report import REPORT_INPUTS, compute_risk_reports
+from prometheus_dagster.steps.universe import empty_selections
 from tests.unit.portfolio_market import M, build_market, strategies
 
 log = logging.getLogger(__name__)
@@ -67,6 +68,39 @@ def test_targets_in_chunks_carry_the_holdings(market):
         parts.append(run.frame())
         holdings = run.holdings
     pd.testing.assert_frame_equal(_sorted(pd.concat(parts), keys), _sorted(targets, keys))
+
+
+def test_a_first_date_with_nothing_selected_and_no_book_stays_in_cash(tmp_path):
+    # a range whose first date has no stored book before it, and whose universes selected no
+    # name on that date (as when the price history before the range has a gap): the range
+    # goes on from cash instead of failing, and equals its dates one by one
+    def store(path):
+        wh, dates = build_market(path, names=20, sessions=6)
+        first = wh.read_partitions("universes", market_id=M, dates=dates[:1])
+        wh.write_partitions("universes", first.assign(
+            tier="EXCLUDED", side_allowed="NONE", reasons=[["history 80 sessions below "
+                                                           "min_history_sessions 126"]]
+            * len(first)), market_id=M, dates=dates[:1])
+        return wh, dates
+
+    wh, dates = store(tmp_path / "range.duckdb")
+    lines = empty_selections(wh.read_partitions("universes", market_id=M, dates=dates))
+    assert len(lines) == len(strategies())
+    assert all(f"on 1 date(s) ({dates[0].date()})" in line and "history 80" in line
+               for line in lines)
+    targets, decisions = compute_targets(log, wh, M, dates, strategies())
+    first = [d for d in decisions if d["as_of_date"] == dates[0]]
+    assert {d["proposed_action"]["status"] for d in first} == {"SKIPPED"}
+    assert {d["proposed_action"]["reason"] for d in first} == {"no tradable candidate"}
+    assert set(pd.to_datetime(targets["as_of_date"])) == {d for d in dates[1:]
+                                                          if d != dates[4]}  # no risk model
+    one_by_one, single = [], store(tmp_path / "single.duckdb")[0]
+    for d in dates:
+        rows, _ = compute_targets(log, single, M, [d], strategies())
+        single.write_partitions("target_portfolios", rows, market_id=M, dates=[d])
+        one_by_one.append(rows)
+    keys = ["portfolio_id", "as_of_date", "instrument_id"]
+    pd.testing.assert_frame_equal(_sorted(pd.concat(one_by_one), keys), _sorted(targets, keys))
 
 
 def test_risk_reports_of_a_range_equal_its_dates_one_by_one(market):

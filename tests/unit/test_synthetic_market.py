@@ -384,3 +384,19 @@ def test_news_is_tied_to_events(market):
     assert in_phase["article_id"].str.contains("-DIST-").sum() >= 2
     kind = "DEFAULT" if e["event_type"] == "DEFAULT_DELISTING" else "CRASH"
     assert (mine["article_id"].str.contains(f"-{kind}-") & (mine["date"] == e["event_date"])).any()
+
+
+def test_a_market_kept_on_disk_gives_the_same_frames(tmp_path):
+    cfg = small_config(end_date=SHORT_END.date())
+    first = SyntheticMarket(cfg, cache_dir=tmp_path)
+    simulated = all_frames(first, START, SHORT_END)
+    stored = sorted(p.name for p in tmp_path.glob("*.pkl"))
+    assert len(stored) == len(EQUITY_MARKETS)
+    # a new process: the equity markets come from the files, news included
+    loaded = all_frames(SyntheticMarket(cfg, cache_dir=tmp_path), START, SHORT_END)
+    for name, frame in simulated.items():
+        pd.testing.assert_frame_equal(loaded[name], frame, obj=name)
+    # another config is another simulation, never the stored one
+    SyntheticMarket(small_config(end_date=SHORT_END.date(), seed=2),
+                    cache_dir=tmp_path).prices("US_EQ", START, SHORT_END)
+    assert len(list(tmp_path.glob("*.pkl"))) == len(stored) + 1

@@ -129,6 +129,15 @@ def _fragility(row: Mapping[str, Any]) -> float:
     return FRAGILITY_BY_CLASS.get(_text(row.get("soft_target_class")) or "NONE", 0.0)
 
 
+class EmptyBookError(DataSchemaError):
+    """Nothing to optimise on a date: no candidate is tradable and nothing is held (the
+    book stays in cash). ``notes`` say why each candidate was left out."""
+
+    def __init__(self, message: str, notes: list[str]):
+        super().__init__(message)
+        self.notes = notes
+
+
 def _penalised(er: float, lower: float, upper: float, penalty: float) -> float:
     if penalty <= 0 or upper <= 0:
         return er
@@ -261,8 +270,8 @@ def build_problem(strategy: StrategyConfig, candidates: pd.DataFrame, risk: Fact
     book = book.drop(columns="mu_h")
     names = book["instrument_id"].tolist()
     if not names:
-        raise DataSchemaError(f"portfolio {strategy.strategy_id}: no tradable candidate and "
-                              "no holdings (" + "; ".join(notes[:5]) + ")")
+        raise EmptyBookError(f"portfolio {strategy.strategy_id}: no tradable candidate and "
+                             "no holdings (" + "; ".join(notes[:5]) + ")", notes)
     turnover = lim.turnover_limit
     if turnover is not None and not held:
         notes.append("no current holdings: turnover limit not applied")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeAlias
 
 import numpy as np
@@ -55,6 +56,7 @@ from prometheus_dagster.engines.synthetic_market.regimes import (
     simulate_global,
     simulate_region,
 )
+from prometheus_dagster.engines.synthetic_market.simulation_cache import SimulationCache
 from prometheus_dagster.engines.synthetic_market.universe import (
     Universe,
     build_universe,
@@ -98,8 +100,13 @@ class SyntheticMarket:
     """Deterministic synthetic markets (equities with fundamentals, news, corporate actions; FX;
     macro) on real trading calendars, with their hidden ground truth."""
 
-    def __init__(self, config: SyntheticMarketConfig | None = None):
+    def __init__(self, config: SyntheticMarketConfig | None = None,
+                 cache_dir: Path | None = None):
         self.config = config if config is not None else SyntheticMarketConfig()
+        # simulated equity markets are kept here across processes (see ``simulation_cache``)
+        self._cache = (SimulationCache(cache_dir, self.config, calendars=repr(
+            [market_spec(m) for m in self.config.market_ids])) if cache_dir is not None
+            else None)
         cfg = self.config
         for market_id in cfg.market_ids:
             market_spec(market_id)  # raises ConfigError for unknown markets
@@ -298,6 +305,10 @@ class SyntheticMarket:
     def _equities(self, market_id: str) -> _EquityMarket:
         if market_id in self._equity:
             return self._equity[market_id]
+        stored = self._cache.load(market_id) if self._cache is not None else None
+        if stored is not None:
+            self._equity[market_id] = stored
+            return stored
         u = self._universe(market_id)
         cal = self._calendar(market_id)
         lo = max(pd.Timestamp(MIN_DATE), self.days[0] - pd.Timedelta(days=200))
@@ -312,6 +323,8 @@ class SyntheticMarket:
             history=hist, prices=prices_frame(self.config, hist, u.currency, bars),
             actions=corporate_actions_frame(hist, u.currency), fundamentals=fundamentals,
             facts=facts)
+        if self._cache is not None:
+            self._cache.store(market_id, self._equity[market_id])
         return self._equity[market_id]
 
     def _equity_news(self, market_id: str) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -327,6 +340,8 @@ class SyntheticMarket:
                 self.config, eq.history, self._session_times(market_id), eq.facts,
                 spec.currency, ret, daily["EU_IMPLIED_VOL" if eu else "US_IMPLIED_VOL"],
                 daily["EU_CREDIT_SPREAD" if eu else "US_CREDIT_SPREAD_IG"], spec.region)
+            if self._cache is not None:
+                self._cache.store(market_id, eq)
         return eq.news
 
     def _fx_prices(self) -> pd.DataFrame:
