@@ -118,10 +118,11 @@ def test_a_calendar_kept_on_disk_equals_a_built_one(tmp_path, monkeypatch):
     monkeypatch.setenv("PROMETHEUS_HOME", str(tmp_path))
     calendars._exchange_calendar.cache_clear()
     try:
-        built = calendars._exchange_calendar("XHKG")  # built, then stored
+        start = calendars.calendar_start("ASIA_EQ")
+        built = calendars._exchange_calendar("XHKG", start)  # built, then stored
         assert len(list((tmp_path / "cache" / "calendars").glob("XHKG-*.pkl"))) == 1
         calendars._exchange_calendar.cache_clear()
-        loaded = calendars._exchange_calendar("XHKG")  # a new process: read from the file
+        loaded = calendars._exchange_calendar("XHKG", start)  # a new process: from the file
     finally:
         calendars._exchange_calendar.cache_clear()
     assert loaded is not built and isinstance(loaded, xcals.ExchangeCalendar)
