@@ -309,13 +309,13 @@ class Warehouse:
 
     def compact(self) -> bool:
         """Rewrite the DuckDB file without its free blocks (``COPY FROM DATABASE`` into a fresh
-        file); False when there is nothing to do (no file, nothing free, PostgreSQL, whose
-        autovacuum reuses space). Large rewrites compact a sparse file on their own."""
+        file); False when there is nothing to do (no file yet, or PostgreSQL, whose autovacuum
+        reuses space). Large rewrites compact a sparse file on their own."""
         backend = self._backend
         if not isinstance(backend, _DuckDBBackend) or not backend.exists():
             return False
         with self._guard("compact"), backend.locked():
-            return backend.compact(min_free_share=1e-9)
+            return backend.compact(min_free_share=0.0)
 
     # -- reads -------------------------------------------------------------------------------------
     def read(self, table: str | TableSchema, *, where: Mapping[str, Any] | None = None,
