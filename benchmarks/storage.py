@@ -40,9 +40,14 @@ def table_bytes(path: Path) -> dict[str, Any]:
     try:
         block = int(con.execute("select block_size from pragma_database_size()").fetchone()[0])
         used = int(con.execute("select used_blocks from pragma_database_size()").fetchone()[0])
-        tables = [r[0] for r in con.execute(
-            "select table_name from duckdb_tables() where not internal").fetchall()]
-        rows = {t: int(con.execute(f'select count(*) from "{t}"').fetchone()[0]) for t in tables}
+        names = con.execute("select schema_name, table_name from duckdb_tables() "
+                            "where not internal and database_name = current_database()"
+                            ).fetchall()
+        # a table of another namespace keeps its schema in its name (truth.distress_events)
+        tables = {(t if schema == "main" else f"{schema}.{t}"): f'"{schema}"."{t}"'
+                  for schema, t in names}
+        rows = {t: int(con.execute(f"select count(*) from {q}").fetchone()[0])
+                for t, q in tables.items()}
         segments = []  # (block_id, offset, table, extra blocks)
         for t in tables:
             for block_id, offset, extra in con.execute(
