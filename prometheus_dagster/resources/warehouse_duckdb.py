@@ -221,11 +221,12 @@ class _DuckDBBackend(_Backend):
 
         con = duckdb.connect(str(self.path), read_only=True)
         try:
-            total, free = con.execute(
+            row = con.execute(
                 "SELECT total_blocks, free_blocks FROM pragma_database_size() "
                 "WHERE database_name = current_database()").fetchone()
         finally:
             con.close()
+        total, free = row if row is not None else (0, 0)
         return float(free) / total if total else 0.0
 
     def compact(self, min_free_share: float = 0.0) -> bool:
