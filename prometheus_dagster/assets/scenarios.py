@@ -22,10 +22,13 @@ from prometheus_dagster.steps.scenarios import (  # noqa: F401  (ScenarioData: r
     ScenarioData,
     compute_scenario_paths,
     compute_scenario_sets,
+    drop_older_step_returns,
+    paths_as_stored,
     scenario_inputs,
     scenario_lookback,
     scenario_path_inputs,
     set_decisions,
+    step_returns_kept_from,
 )
 
 GROUP = "scenarios"
@@ -107,9 +110,10 @@ def scenario_paths_asset(market_id: str, with_regime: bool) -> AssetsDefinition:
         metadata={"table": "scenario_paths",
                   **declare(step_name(market_id, "scenario_paths"), inputs, market_id)},
         tags={"prometheus/tier": "1"},
-        description=f"Scenario paths of {market_id}: per set, path and instrument the step "
-                    "returns over the horizon, regenerated from the stored set spec and seed "
-                    "(a set that no longer reproduces fails the run).",
+        description=f"Scenario paths of {market_id}: per set, path and instrument the "
+                    "cumulative return over the horizon, and the step returns for the last "
+                    "store_paths_sessions sessions; regenerated from the stored set spec and "
+                    "seed (a set that no longer reproduces fails the run).",
     )
     def _paths(context: AssetExecutionContext, warehouse: WarehouseResource,
                mlflow: MlflowTracking) -> pd.DataFrame:
@@ -122,11 +126,17 @@ def scenario_paths_asset(market_id: str, with_regime: bool) -> AssetsDefinition:
             context.log.warning(f"{market_id}: no scenario sets on these dates; materialize "
                                 f"{market_id}/scenario_sets first")
             return empty_frame("scenario_paths")
+        kept_from = step_returns_kept_from(market_id, max(dates), cfg)
+        out = paths_as_stored(out, kept_from)
+        dropped = drop_older_step_returns(wh, market_id, kept_from)
         with mlflow.asset_run(context, GROUP, market_id=market_id,
                               config_id=str(stored["config_id"].iloc[0])) as run:
             run.log_metrics({"paths_rows": len(out), "sets": len(stored)})
             lineage = run.metadata()
-        context.add_output_metadata({**lineage, "rows": len(out), "sets": len(stored)})
+        context.add_output_metadata({
+            **lineage, "rows": len(out), "sets": len(stored),
+            "step_returns_kept_from": "every date" if kept_from is None
+            else kept_from.strftime("%Y-%m-%d"), "older_step_returns_dropped": dropped})
         return out
 
     return _paths

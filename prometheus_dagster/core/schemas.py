@@ -55,6 +55,10 @@ class TableSchema:
     namespace: str = "main"
     description: str = ""
     extra_key_columns: tuple[str, ...] = field(default=())
+    # False: the key is checked on every written frame but the database keeps no index for it
+    # (an index on a bulky table costs more than its rows). Only for tables written by
+    # partition replacement whose key includes or implies the partition.
+    key_index: bool = True
 
     @property
     def column_names(self) -> list[str]:

@@ -185,7 +185,7 @@ class Warehouse:
                 s.lock_table(table)
                 if mode == "replace":
                     clause, params = _where_sql(conds or [], s.param_marker)
-                    s.execute(f"DELETE FROM {table}{clause}", params)
+                    s.delete(f"DELETE FROM {table}{clause}", params)
                 written = s.insert_frame(table, schema, frame,
                                          ignore_conflicts=(mode == "missing"))
                 s.commit()
@@ -261,14 +261,61 @@ class Warehouse:
     def insert_missing(self, table: str | TableSchema, df: pd.DataFrame) -> int:
         """Insert the rows of ``df`` whose primary key is not present yet; returns how many."""
         schema = self._schema(table)
-        if not schema.primary_key:
+        if not schema.primary_key or not schema.key_index:
             raise DataSchemaError(
-                f"table {schema.qualified_name} has no primary key; insert_missing needs one"
+                f"table {schema.qualified_name} has no indexed primary key; insert_missing "
+                "needs one"
             )
         frame = validate_frame(schema, df)
         if frame.empty:
             return 0
         return self._write(schema, frame, conds=None, mode="missing")
+
+    def clear_values(self, table: str | TableSchema, columns: Sequence[str], *,
+                     where: Mapping[str, Any]) -> int:
+        """Set the nullable ``columns`` to empty in the rows matching ``where`` (one
+        transaction); returns how many rows held a value. Keeps the rows, drops bulky detail
+        (scenario step returns outside their stored window)."""
+        schema = self._schema(table)
+        for name in columns:
+            if name not in schema.column_names or not schema.column(name).nullable:
+                raise DataSchemaError(f"table {schema.qualified_name}: {name!r} is not a "
+                                      "nullable column; only those can be cleared")
+        if not where or not columns:
+            raise DataSchemaError(f"table {schema.qualified_name}: clear_values needs columns "
+                                  "and a non-empty `where`")
+        conds = _conditions(schema, where)
+        if not self.table_exists(schema):
+            return 0
+        sql_table = self.sql_name(schema)
+        with self._guard(f"clear {', '.join(columns)} of {schema.qualified_name}"), \
+                self._backend.session() as s:
+            clause, params = _where_sql(conds, s.param_marker)
+            held = " OR ".join(f"{_ident(c)} IS NOT NULL" for c in columns)
+            clause = f"{clause} AND ({held})"
+            try:
+                s.begin()
+                s.lock_table(sql_table)
+                n = int(s.fetchall(f"SELECT COUNT(*) FROM {sql_table}{clause}", params)[0][0])
+                if n:
+                    sets = ", ".join(f"{_ident(c)} = NULL" for c in columns)
+                    s.delete(f"UPDATE {sql_table} SET {sets}{clause}", params)
+                s.commit()
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    s.rollback()
+                raise
+        return n
+
+    def compact(self) -> bool:
+        """Rewrite the DuckDB file without its free blocks (``COPY FROM DATABASE`` into a fresh
+        file); False when there is nothing to do (no file yet, or PostgreSQL, whose autovacuum
+        reuses space). Large rewrites compact a sparse file on their own."""
+        backend = self._backend
+        if not isinstance(backend, _DuckDBBackend) or not backend.exists():
+            return False
+        with self._guard("compact"), backend.locked():
+            return backend.compact(min_free_share=0.0)
 
     # -- reads -------------------------------------------------------------------------------------
     def read(self, table: str | TableSchema, *, where: Mapping[str, Any] | None = None,

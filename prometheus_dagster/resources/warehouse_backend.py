@@ -60,6 +60,11 @@ class _Session(abc.ABC):
     def rollback(self) -> None:
         ...
 
+    def delete(self, sql: str, params: Sequence[Any] | None = None) -> None:
+        """Run a DELETE or UPDATE that frees stored values (DuckDB counts them for
+        compaction)."""
+        self.execute(sql, params)
+
     def lock_ddl(self) -> None:
         """Serialise DDL between processes (inside the current transaction). By default a no-op:
         DuckDB's file lock already serialises every operation."""

@@ -25,7 +25,7 @@ def create_table_sql(s: _Session, backend: _Backend, schema: TableSchema) -> str
     """``CREATE TABLE IF NOT EXISTS`` for ``schema`` in the session's SQL dialect."""
     idx = 0 if s.kind == "duckdb" else 1
     cols = [f"{_ident(c.name)} {SQL_TYPES[c.dtype][idx]}" for c in schema.columns]
-    if schema.primary_key:
+    if schema.primary_key and schema.key_index:
         key = ", ".join(_ident(k) for k in schema.primary_key)
         # A key column the schema allows to be empty cannot be in a PRIMARY KEY (it implies
         # NOT NULL); such keys are declared UNIQUE instead.

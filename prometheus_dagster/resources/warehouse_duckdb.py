@@ -5,6 +5,7 @@ cycle; a program outside the warehouse that holds the file is waited for, then n
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -24,6 +25,15 @@ from prometheus_dagster.resources.warehouse_errors import (
 )
 from prometheus_dagster.resources.warehouse_values import _arrow_table
 
+COMPACT_AFTER_ROWS = 50_000
+"""A write session that deleted or cleared at least this many rows is a large rewrite: the
+file is then compacted when it has become sparse (:data:`COMPACT_FREE_SHARE`)."""
+COMPACT_FREE_SHARE = 0.25
+"""Share of the file's blocks left free (DuckDB reuses them, never returns them) above which a
+large rewrite copies the database into a fresh file."""
+
+log = logging.getLogger(__name__)
+
 _FOREIGN_HOLDER_WAIT_S = 60.0
 """How long (at most; never longer than the lock timeout) an operation waits for a program
 outside the warehouse (a ``duckdb`` shell, a notebook's own connection) to close the file."""
@@ -36,9 +46,14 @@ class _DuckDBSession(_Session):
     def __init__(self, con: Any) -> None:
         self.con = con
         self.in_tx = False
+        self.rows_freed = 0
 
     def execute(self, sql: str, params: Sequence[Any] | None = None) -> None:
         self.con.execute(sql, list(params or []))
+
+    def delete(self, sql: str, params: Sequence[Any] | None = None) -> None:
+        row = self.con.execute(sql, list(params or [])).fetchone()
+        self.rows_freed += int(row[0]) if row else 0
 
     def fetchall(self, sql: str, params: Sequence[Any] | None = None) -> list[tuple]:
         return self.con.execute(sql, list(params or [])).fetchall()
@@ -168,13 +183,73 @@ class _DuckDBBackend(_Backend):
             ) from exc
         try:
             con = self._connect(read_only)
+            session = _DuckDBSession(con)
             try:
                 if self.schema_prefix and read_only:
                     con.execute(f"SET search_path = '{self.sql_schema('main')}'")
-                yield _DuckDBSession(con)
+                yield session
             finally:
                 con.close()
                 if not read_only:
                     self._drop_empty_wal()
+            if session.rows_freed >= COMPACT_AFTER_ROWS:
+                self._compact_after_rewrite()
         finally:
             lock.release()
+
+    def _compact_after_rewrite(self) -> None:
+        """The write is committed: a compaction that fails leaves the (valid) sparse file."""
+        import duckdb
+
+        try:
+            self.compact(min_free_share=COMPACT_FREE_SHARE)
+        except (duckdb.Error, OSError) as exc:
+            log.warning("DuckDB warehouse %s: compaction after a large rewrite failed, the "
+                        "file keeps its free blocks: %s", self.path, exc)
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the lock file (no connection open): for :meth:`compact`."""
+        from filelock import FileLock
+
+        with FileLock(str(self.lock_path), timeout=self.lock_timeout, poll_interval=0.01):
+            yield
+
+    def free_share(self) -> float:
+        """Share of the file's blocks that hold no data."""
+        import duckdb
+
+        con = duckdb.connect(str(self.path), read_only=True)
+        try:
+            row = con.execute(
+                "SELECT total_blocks, free_blocks FROM pragma_database_size() "
+                "WHERE database_name = current_database()").fetchone()
+        finally:
+            con.close()
+        total, free = row if row is not None else (0, 0)
+        return float(free) / total if total else 0.0
+
+    def compact(self, min_free_share: float = 0.0) -> bool:
+        """Copy the database into a fresh file (``COPY FROM DATABASE``) and put it in place,
+        when at least ``min_free_share`` of its blocks are free: DuckDB reuses freed blocks but
+        never shrinks its file. Call it holding the lock file, with no connection open."""
+        import duckdb
+
+        if not self.path.exists() or self.free_share() < min_free_share:
+            return False
+        fresh = Path(str(self.path) + ".compact")
+        fresh.unlink(missing_ok=True)
+        con = duckdb.connect()
+        try:
+            con.execute(f"ATTACH '{self.path}' AS prometheus_src (READ_ONLY)")
+            con.execute(f"ATTACH '{fresh}' AS prometheus_dst")
+            con.execute("COPY FROM DATABASE prometheus_src TO prometheus_dst")
+            con.execute("DETACH prometheus_src")
+            con.execute("DETACH prometheus_dst")
+        except BaseException:
+            con.close()
+            fresh.unlink(missing_ok=True)
+            raise
+        con.close()
+        fresh.replace(self.path)
+        return True

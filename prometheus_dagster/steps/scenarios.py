@@ -24,7 +24,9 @@ import pandas as pd
 import prometheus_dagster.engines.features  # noqa: F401  (declares returns, factors, exposures)
 import prometheus_dagster.engines.regime  # noqa: F401  (declares the regimes table)
 import prometheus_dagster.engines.stability  # noqa: F401  (declares stability_vectors)
+from prometheus_dagster.core.calendars import trading_calendar
 from prometheus_dagster.core.inputs import Inputs, InputWindow, Read
+from prometheus_dagster.core.query import between
 from prometheus_dagster.core.schemas import empty_frame, validate_frame
 from prometheus_dagster.engines.scenarios import (
     GeneratedSet,
@@ -220,6 +222,70 @@ def compute_scenario_paths(reader: Any, market_id: str, dates: list[pd.Timestamp
                     check_reproduced(row, gen.set_row)
                 frames.append(scenario_path_frame(sets, validate=False))  # validated on write
     return pd.concat(frames, ignore_index=True), stored
+
+
+# --- what is stored of the paths, and regeneration ------------------------------------------
+def step_returns_kept_from(market_id: str, last: pd.Timestamp, cfg: ScenariosConfig
+                           ) -> pd.Timestamp | None:
+    """The first date whose paths keep their step returns when a run ends on ``last``: the
+    ``store_paths_sessions``-th session up to ``last`` (None: every date keeps them; the day
+    after ``last``: none does)."""
+    keep = cfg.store_paths_sessions
+    last = pd.Timestamp(last).normalize()
+    if keep == "all":
+        return None
+    if keep == 0:
+        return last + pd.Timedelta(days=1)
+    sessions = trading_calendar(market_id).sessions(last - pd.Timedelta(days=2 * keep + 14),
+                                                    last)
+    return sessions[-keep] if len(sessions) >= keep else None
+
+
+def paths_as_stored(paths: pd.DataFrame, kept_from: pd.Timestamp | None) -> pd.DataFrame:
+    """The ``scenario_paths`` rows as the warehouse keeps them: step returns emptied on dates
+    before ``kept_from`` (cumulative returns always kept)."""
+    if kept_from is None or paths.empty:
+        return paths
+    older = pd.to_datetime(paths["as_of_date"]) < kept_from
+    if not older.any():
+        return paths
+    out = paths.copy()
+    out["step_returns"] = out["step_returns"].astype(object).where(~older.to_numpy(), None)
+    return out
+
+
+def drop_older_step_returns(warehouse: Any, market_id: str,
+                            kept_from: pd.Timestamp | None) -> int:
+    """Empty the stored step returns of ``market_id``'s paths dated before ``kept_from``;
+    returns how many rows held them."""
+    if kept_from is None:
+        return 0
+    return int(warehouse.clear_values(
+        "scenario_paths", ["step_returns"],
+        where={"market_id": market_id,
+               "as_of_date": between(None, kept_from - pd.Timedelta(days=1))}))
+
+
+def full_scenario_paths(reader: Any, market_id: str, dates: list[pd.Timestamp],
+                        cfg: ScenariosConfig, with_regime: bool = True, log: Any = None
+                        ) -> pd.DataFrame:
+    """The ``scenario_paths`` rows of ``dates`` with every step return: as stored where the
+    warehouse kept them, regenerated from the stored set spec and seed (and the inputs the
+    set was drawn from) on dates where it did not. Deterministic: a regenerated date equals
+    what was stored before its step returns were dropped."""
+    dates = sorted(pd.Timestamp(d).normalize() for d in dates)
+    stored = InputWindow(reader, Inputs(Read("scenario_paths")), market_id,
+                         dates).frame("scenario_paths")
+    lacking = pd.to_datetime(stored.loc[stored["step_returns"].isna(), "as_of_date"])
+    regenerate = sorted(set(lacking))
+    if not regenerate:
+        return stored.reset_index(drop=True)
+    regenerated, _ = compute_scenario_paths(reader, market_id, regenerate, cfg, with_regime,
+                                            log=log)
+    kept = stored[~pd.to_datetime(stored["as_of_date"]).isin(regenerate)]
+    out = validate_frame("scenario_paths", pd.concat([kept, regenerated], ignore_index=True))
+    return out.sort_values(["as_of_date", "set_id", "path_id", "instrument_id"],
+                           ignore_index=True)
 
 
 def check_reproduced(stored: dict, regenerated: dict) -> None:

@@ -113,6 +113,19 @@ def test_risk_reports_of_a_range_equal_its_dates_one_by_one(market):
     pd.testing.assert_frame_equal(single, whole)
 
 
+def test_risk_reports_are_the_same_without_stored_step_returns(market, tmp_path):
+    """The warehouse keeps step returns of recent dates only: the reports read cumulative
+    returns, kept for every date."""
+    wh, dates, targets, _ = market
+    full = compute_risk_reports(wh, M, dates, strategies(), read_paths_by_date)
+    store = build_market(tmp_path / "wh.duckdb", **SIZE)[0]
+    store.write_partitions("target_portfolios", targets, market_id=M, dates=dates)
+    assert store.clear_values("scenario_paths", ["step_returns"], where={"market_id": M}) > 0
+    assert store.read_partitions("scenario_paths", market_id=M)["step_returns"].isna().all()
+    pd.testing.assert_frame_equal(
+        compute_risk_reports(store, M, dates, strategies(), read_paths_by_date), full)
+
+
 def test_paper_range_equals_sessions_one_by_one(market, tmp_path):
     wh, dates, _, _ = market
     cfg = load_engine_config("execution").typed(ExecutionConfig)

@@ -10,13 +10,19 @@ import pytest
 from prometheus_dagster.core.calendars import trading_calendar
 from prometheus_dagster.core.inputs import BOOKKEEPING_TABLES
 from prometheus_dagster.core.reader import Recording, RecordingReader
+from prometheus_dagster.engines.fragility import FragilityConfig
 from prometheus_dagster.engines.scenarios import ScenariosConfig
 from prometheus_dagster.resources.warehouse import Warehouse
+from prometheus_dagster.steps.fragility import compute_fragility_measures
 from prometheus_dagster.steps.scenarios import (
     compute_scenario_paths,
     compute_scenario_sets,
+    drop_older_step_returns,
+    full_scenario_paths,
+    paths_as_stored,
     scenario_inputs,
     scenario_path_inputs,
+    step_returns_kept_from,
 )
 
 M = "US_EQ"
@@ -127,3 +133,47 @@ def test_the_steps_read_what_they_declare(warehouse):
         for r in rec.reads[owner]:
             assert r.last is None or r.last <= days[-1], r
             assert r.first is None or r.first >= start, r
+
+
+def test_step_returns_window_follows_the_config():
+    last = pd.Timestamp("2022-08-31")
+    sessions = trading_calendar(M).sessions("2022-07-01", last)
+    keep = {n: CFG.model_copy(update={"store_paths_sessions": n}) for n in (0, 21, "all")}
+    assert step_returns_kept_from(M, last, keep[21]) == sessions[-21]
+    assert step_returns_kept_from(M, last, keep[0]) > last
+    assert step_returns_kept_from(M, last, keep["all"]) is None
+    with pytest.raises(ValueError, match="store_paths_sessions"):
+        CFG.model_copy().model_validate({**CFG.model_dump(mode="json"),
+                                         "store_paths_sessions": -1})
+
+
+def test_paths_without_stored_step_returns_regenerate_and_read_the_same(warehouse):
+    """Full paths stored, or only the recent dates' step returns: regeneration gives the
+    stored rows to the bit, and the fragility measures read the same losses."""
+    wh, days = warehouse
+    sets = compute_scenario_sets(wh, M, days, CFG, CID).frame
+    wh.write_partitions("scenario_sets", sets, market_id=M, dates=days)
+    paths, _ = compute_scenario_paths(wh, M, days, CFG)
+    wh.write_partitions("scenario_paths", paths, market_id=M, dates=days)
+    stored = wh.read_partitions("scenario_paths", market_id=M, dates=days)
+    assert stored["step_returns"].notna().all()
+    pd.testing.assert_frame_equal(full_scenario_paths(wh, M, days, CFG), stored,
+                                  check_exact=True)
+    measures, _ = compute_fragility_measures(wh, M, days, FragilityConfig(), "frag@test")
+    assert len(measures)
+
+    kept_from = days[-3]   # the last 3 dates keep their step returns
+    recent = paths[pd.to_datetime(paths["as_of_date"]) >= days[-4]]
+    wh.write_partitions("scenario_paths", paths_as_stored(recent, kept_from), market_id=M,
+                        dates=days[-4:])
+    assert drop_older_step_returns(wh, M, kept_from) > 0
+    trimmed = wh.read_partitions("scenario_paths", market_id=M, dates=days)
+    older = pd.to_datetime(trimmed["as_of_date"]) < kept_from
+    assert trimmed.loc[older, "step_returns"].isna().all()
+    assert trimmed.loc[~older, "step_returns"].notna().all()
+    pd.testing.assert_series_equal(trimmed["cumulative_return"], stored["cumulative_return"],
+                                   check_exact=True)
+    pd.testing.assert_frame_equal(full_scenario_paths(wh, M, days, CFG), stored,
+                                  check_exact=True)
+    again, _ = compute_fragility_measures(wh, M, days, FragilityConfig(), "frag@test")
+    pd.testing.assert_frame_equal(again, measures, check_exact=True)

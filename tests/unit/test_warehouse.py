@@ -434,3 +434,66 @@ def test_io_manager_none_output_writes_nothing(io_url) -> None:
 
     _run([nothing], io_url)
     assert not Warehouse.from_url(io_url).table_exists("prices_daily")
+
+
+# --- footprint: tables without a key index, cleared values, compaction ---------------------------
+BULKY = TableSchema("wh_bulky", (
+    Column("m", "str", False), Column("d", "date", False), Column("k", "int", False),
+    Column("x", "float", False), Column("detail", "vector"),
+), primary_key=("d", "k"), partition_column="d", market_column="m", key_index=False)
+
+
+def bulky_frame(days: pd.DatetimeIndex, n: int, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame({
+        "m": "US", "d": np.repeat(days, n), "k": np.tile(np.arange(n), len(days)),
+        "x": rng.normal(size=n * len(days)),
+        "detail": list(rng.normal(size=(n * len(days), 21)).astype(np.float32))})
+
+
+def test_a_table_without_key_index_still_checks_its_key(tmp_path) -> None:
+    wh = Warehouse.from_url(f"duckdb:///{tmp_path / 'w.duckdb'}")
+    days = pd.date_range("2024-01-01", periods=2)
+    frame = bulky_frame(days, 5)
+    wh.write_partitions(BULKY, frame, market_id="US", dates=days)
+    indexes = wh.query("SELECT constraint_type FROM duckdb_constraints() "
+                       "WHERE table_name = 'wh_bulky'")
+    assert not set(indexes["constraint_type"]) & {"PRIMARY KEY", "UNIQUE"}
+    with pytest.raises(DataSchemaError, match="duplicate key"):
+        wh.write_partitions(BULKY, pd.concat([frame, frame]), market_id="US", dates=days)
+    with pytest.raises(DataSchemaError, match="indexed primary key"):
+        wh.insert_missing(BULKY, frame)
+
+
+def test_clear_values_keeps_rows_and_names_bad_columns(tmp_path) -> None:
+    wh = Warehouse.from_url(f"duckdb:///{tmp_path / 'w.duckdb'}")
+    days = pd.date_range("2024-01-01", periods=3)
+    wh.write_partitions(BULKY, bulky_frame(days, 4), market_id="US", dates=days)
+    assert wh.clear_values(BULKY, ["detail"], where={"m": "US", "d": between(None, days[1])}) == 8
+    assert wh.clear_values(BULKY, ["detail"], where={"m": "US", "d": between(None, days[1])}) == 0
+    out = wh.read_partitions(BULKY, market_id="US")
+    assert len(out) == 12 and out["x"].notna().all()
+    assert out["detail"].isna().tolist() == [True] * 8 + [False] * 4
+    with pytest.raises(DataSchemaError, match="not a nullable column"):
+        wh.clear_values(BULKY, ["x"], where={"m": "US"})
+
+
+def test_rerunning_a_range_does_not_grow_the_file(tmp_path, monkeypatch) -> None:
+    from prometheus_dagster.resources import warehouse_duckdb
+
+    monkeypatch.setattr(warehouse_duckdb, "COMPACT_AFTER_ROWS", 1_000)
+    path = tmp_path / "w.duckdb"
+    wh = Warehouse.from_url(f"duckdb:///{path}")
+    days = pd.date_range("2024-01-01", periods=10)
+    wh.write_partitions(BULKY, bulky_frame(days, 3_000), market_id="US", dates=days)
+    first = path.stat().st_size
+    for seed in (1, 2, 3):   # the same range written again (new values), one transaction each
+        wh.write_partitions(BULKY, bulky_frame(days, 3_000, seed), market_id="US", dates=days)
+        assert path.stat().st_size <= first * 1.1
+    assert len(wh.read_partitions(BULKY, market_id="US")) == 30_000
+    # compaction keeps everything, the key index of an indexed table included
+    wh.write_partitions(TYPES, types_frame("2024-01-02"), market_id="US")
+    assert wh.compact()
+    assert len(wh.read_partitions(BULKY, market_id="US")) == 30_000
+    with pytest.raises(WarehouseError):
+        wh.append(TYPES, types_frame("2024-01-02"))

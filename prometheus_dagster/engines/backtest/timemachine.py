@@ -43,7 +43,7 @@ __all__ = ["TimeMachine", "TimeMachineAccessError"]
 log = logging.getLogger(__name__)
 
 _WRITES = ("write_partitions", "replace_partition", "replace_all", "append", "insert_missing",
-           "ensure_table")
+           "clear_values", "ensure_table")
 _LIST_LIKE = (list, tuple, set, frozenset, pd.Index, pd.Series, np.ndarray)
 _UNBOUNDED = object()
 

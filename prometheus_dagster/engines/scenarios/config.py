@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from prometheus_dagster.core.config import StrictModel, VersionedConfig, register_config_model
 
@@ -285,6 +285,17 @@ class ScenariosConfig(VersionedConfig):
         0.8, gt=0, le=1, description="instruments priced on less of the base window are "
                                      "excluded (and listed on the set)")
     sets: tuple[ScenarioSetSpec, ...] = Field(default_factory=_default_sets)
+    store_paths_sessions: int | Literal["all"] = Field(
+        21, description="sessions (up to the last date a run writes) whose paths keep their "
+                        "step returns in the warehouse; 0 keeps none, 'all' every date. "
+                        "Cumulative returns are kept for every date.")
+
+    @field_validator("store_paths_sessions")
+    @classmethod
+    def _non_negative(cls, v: int | str) -> int | str:
+        if isinstance(v, int) and v < 0:
+            raise ValueError("store_paths_sessions must be 0 or more sessions, or 'all'")
+        return v
 
     @model_validator(mode="after")
     def _unique_names(self) -> ScenariosConfig:

@@ -41,9 +41,13 @@ SCENARIO_PATHS = register_table(TableSchema("scenario_paths", (
     _req("set_id", "str"),
     _req("path_id", "int"),
     _req("instrument_id", "str"),
-    _req("step_returns", "vector", "simple return of each horizon step"),
-    _req("cumulative_return", "float", "step returns compounded over the horizon"),
+    _opt("step_returns", "vector", "simple return of each horizon step; kept for the last "
+                                   "store_paths_sessions dates only (empty before: "
+                                   "regenerate with steps.scenarios.full_scenario_paths)"),
+    _req("cumulative_return", "float", "the path's loss of the instrument: its step returns "
+                                       "compounded over the horizon (kept for every date)"),
     _req("config_id", "str"),
 ), primary_key=("set_id", "path_id", "instrument_id"), partition_column="as_of_date",
-    market_column="market_id",
-    description="Per-instrument step returns of each scenario path"))
+    market_column="market_id", key_index=False,
+    description="Per-instrument cumulative return of each scenario path (what the fragility "
+                "and risk-report readers use), with its step returns for recent dates"))
