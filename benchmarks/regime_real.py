@@ -366,6 +366,7 @@ def _child(index: str, root: str, home: str, first_year: int) -> None:
         "regime_label": regimes["regime_label"], "raw_label": regimes["raw_label"],
         "confidence": regimes["confidence"].astype(float), "model_id": regimes["model_id"],
         "out_of_range": [bool(d.get("out_of_range")) for d in diagnostics],
+        "own_risk_off": [bool(d.get("own_risk_off")) for d in diagnostics],
         "drivers": [json.dumps(d.get("drivers", {})) for d in diagnostics]})
     out.to_parquet(Path(home) / "regimes.parquet", index=False)
     print(json.dumps({"regimes": str(Path(home) / "regimes.parquet"), "seconds": seconds,
@@ -419,17 +420,20 @@ def start_pipeline(index: str, tmp: Path, first_year: int) -> subprocess.Popen:
     env = {**os.environ, "PROMETHEUS_HOME": str(home),
            "PROMETHEUS_CONFIG_DIR": str(regime_config_dir(tmp / f"cfg_{index}", first_year)),
            "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
-    return subprocess.Popen([sys.executable, "-m", "benchmarks.regime_real", "--child", index,
-                             str(root), str(home), "--first-year", str(first_year)],
-                            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+    # the run logs go to a file: a pipe nobody reads while the other index is awaited fills
+    # up and stalls the child
+    with (tmp / f"{index}.log").open("w") as log:
+        return subprocess.Popen([sys.executable, "-m", "benchmarks.regime_real", "--child",
+                                 index, str(root), str(home), "--first-year", str(first_year)],
+                                cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=log,
+                                text=True)
 
 
-def pipeline_result(index: str, proc: subprocess.Popen) -> tuple[pd.DataFrame, dict]:
-    stdout, stderr = proc.communicate()
+def pipeline_result(index: str, proc: subprocess.Popen, log: Path) -> tuple[pd.DataFrame, dict]:
+    stdout, _ = proc.communicate()
     lines = [ln for ln in stdout.splitlines() if ln.startswith("{")]
     if proc.returncode != 0 or not lines:
-        raise SystemExit(f"{index} failed:\n{stdout[-3000:]}\n{stderr[-5000:]}")
+        raise SystemExit(f"{index} failed:\n{stdout[-3000:]}\n{log.read_text()[-5000:]}")
     info = json.loads(lines[-1])
     path = pd.read_parquet(info["regimes"]).set_index("as_of_date")
     path["diagnostics"] = [{"out_of_range": bool(v)} for v in path["out_of_range"]]
@@ -466,7 +470,7 @@ def main(argv: list[str] | None = None) -> dict:
         procs = {index: start_pipeline(index, Path(tmp), args.first_year)
                  for index in args.indices}
         for index, proc in procs.items():
-            path, info = pipeline_result(index, proc)
+            path, info = pipeline_result(index, proc, Path(tmp) / f"{index}.log")
             closes = index_closes(index)
             rep = score(path, closes)
             rep["pipeline"] = info | {"regimes": len(path)}
@@ -477,6 +481,7 @@ def main(argv: list[str] | None = None) -> dict:
                   f"; seconds {json.dumps({k: round(v) for k, v in info['seconds'].items()})}; "
                   f"goals met: {rep['goals_met']}", flush=True)
             plot(index, path, closes, out)
+            path.drop(columns="diagnostics").to_parquet(out / f"regime_real_{index}.parquet")
     results["seconds_total"] = time.perf_counter() - t0
     (out / "regime_real.json").write_text(json.dumps(results, indent=2, default=str))
     print(f"done in {results['seconds_total']:.0f}s -> {out / 'regime_real.json'}")
