@@ -19,6 +19,7 @@ from prometheus_dagster.engines.regime.config import (
     ALERT_LEVELS,
     REGIME_LABELS,
     RISK_OFF_LABELS,
+    RISK_ON_LABELS,
     RegimeConfig,
 )
 from prometheus_dagster.engines.regime.evaluation import label_agreement, risk_off_balanced_accuracy
@@ -44,6 +45,7 @@ __all__ = [
     "ALERT_LEVELS",
     "REGIME_LABELS",
     "RISK_OFF_LABELS",
+    "RISK_ON_LABELS",
     "RegimeConfig",
     "RegimeModel",
     "RegimeTrainingError",

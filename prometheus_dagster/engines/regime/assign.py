@@ -9,7 +9,7 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from prometheus_dagster.engines.regime.config import RISK_OFF_LABELS, RegimeConfig
+from prometheus_dagster.engines.regime.config import RISK_OFF_LABELS, RISK_ON_LABELS, RegimeConfig
 from prometheus_dagster.engines.regime.model import RegimeModel
 from prometheus_dagster.engines.regime.smoothing import next_regime_probabilities, smooth_labels
 from prometheus_dagster.engines.regime.warnings import early_warnings
@@ -91,7 +91,8 @@ def assign_regimes(region: str, features: pd.DataFrame,
               for i, it in enumerate(info)]
     prompt = [raw[i] in RISK_OFF_LABELS and it["own_risk_off"] for i, it in enumerate(info)]
     smoothed = smooth_labels(list(raw), config.min_regime_duration_days,
-                             config.confirmation_days, urgent, prompt, ("RISK_ON_LOW_VOL",))
+                             config.confirmation_days, urgent, prompt, ("RISK_ON_LOW_VOL",),
+                             RISK_ON_LABELS, config.risk_on_confirmation)
     warn = early_warnings(features, config.early_warning).loc[dates]
     rows = []
     for i, d in enumerate(dates):
@@ -124,6 +125,7 @@ def assign_regimes(region: str, features: pd.DataFrame,
             "warning_domains": w["warning_domains"], "warnings": w["warnings"],
             "regime_embedding": it["embedding"].astype(np.float32),
             "diagnostics": {"cluster": it["cluster"], "out_of_range": it["out_of_range"],
+                            "own_risk_off": bool(it["own_risk_off"]),
                             "correction": it["correction"],
                             "distances": it["distances"],
                             "drivers": it["drivers"], "missing_features": it["missing"],

@@ -13,6 +13,7 @@ REGIME_LABELS: tuple[str, ...] = (
     "RECOVERY",
 )
 RISK_OFF_LABELS: tuple[str, ...] = ("RISK_OFF_GRINDING", "RISK_OFF_PANIC")
+RISK_ON_LABELS: tuple[str, ...] = ("RISK_ON_LOW_VOL", "RISK_ON_HIGH_VOL")
 ALERT_LEVELS: tuple[str, ...] = ("GREEN", "YELLOW", "ORANGE", "RED")
 # what a macro series stands for in a region's features
 MACRO_ROLES: tuple[str, ...] = (
@@ -235,6 +236,12 @@ class RegimeConfig(VersionedConfig):
         5, ge=1, description="a regime is held at least this many sessions")
     confirmation_days: int = Field(
         2, ge=1, description="sessions a new raw label must persist before a switch")
+    risk_on_confirmation_days: int | None = Field(
+        None, ge=1, description="sessions a new raw label must persist before a switch between "
+                                "the two risk-on labels (RISK_ON_LOW_VOL <-> RISK_ON_HIGH_VOL: "
+                                "the same side, a finer distinction than risk-on/off); None: "
+                                "confirmation_days. Switches into or out of risk-off keep "
+                                "confirmation_days")
     macro_max_staleness_days: dict[str, int] = Field(
         default_factory=lambda: {"D": 7, "W": 14, "M": 70, "Q": 190},
         description="calendar days a macro value is carried forward, by its frequency")
@@ -243,6 +250,20 @@ class RegimeConfig(VersionedConfig):
     model: ModelSettings = ModelSettings()
     refit: Refit = Refit()
     early_warning: EarlyWarning = EarlyWarning()
+
+    @model_validator(mode="after")
+    def _confirmations(self) -> RegimeConfig:
+        if self.risk_on_confirmation_days is not None and \
+                self.risk_on_confirmation_days < self.confirmation_days:
+            raise ValueError("risk_on_confirmation_days must be at least confirmation_days "
+                             f"({self.confirmation_days}): a switch within risk-on is never "
+                             "more urgent than one into risk-off")
+        return self
+
+    @property
+    def risk_on_confirmation(self) -> int:
+        """Sessions a switch between the two risk-on labels waits for."""
+        return self.risk_on_confirmation_days or self.confirmation_days
 
     @property
     def short_window(self) -> int:

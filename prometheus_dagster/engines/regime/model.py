@@ -13,7 +13,12 @@ import numpy as np
 import pandas as pd
 
 from prometheus_dagster.core.errors import PrometheusError
-from prometheus_dagster.engines.regime.config import REGIME_LABELS, Labelling, RegimeConfig
+from prometheus_dagster.engines.regime.config import (
+    REGIME_LABELS,
+    RISK_ON_LABELS,
+    Labelling,
+    RegimeConfig,
+)
 from prometheus_dagster.engines.regime.features import LOG_FEATURES, STRESS_SIGNS
 
 Z_CLIP = 6.0
@@ -424,6 +429,7 @@ def fit_regime_model(features: pd.DataFrame, trained_through: pd.Timestamp,
     post, _ = model.cluster_posterior(zz)
     raw = np.asarray(labels)[np.argmax(model.label_posterior(post), axis=1)]
     smoothed = smooth_labels(list(raw), config.min_regime_duration_days,
-                             config.confirmation_days)
+                             config.confirmation_days, same_side=RISK_ON_LABELS,
+                             same_side_confirmation=config.risk_on_confirmation)
     model.transition = transition_matrix(smoothed, labels, config.model.transition_prior).tolist()
     return model

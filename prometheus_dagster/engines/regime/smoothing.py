@@ -9,16 +9,21 @@ import numpy as np
 
 def smooth_labels(raw: Sequence[str | None], min_duration: int, confirmation: int,
                   urgent: Sequence[bool] | None = None, prompt: Sequence[bool] | None = None,
-                  steady: Collection[str] = ()) -> list[str | None]:
+                  steady: Collection[str] = (), same_side: Collection[str] = (),
+                  same_side_confirmation: int | None = None) -> list[str | None]:
     """Labels with no flip-flopping, each decided from raw labels up to its own session only.
 
     A regime, once entered, is held for at least ``min_duration`` sessions; after that it
     switches when another raw label has persisted for ``confirmation`` consecutive sessions,
     or at once when the session is ``urgent`` (stress beyond every prototype: a crash needs no
     confirmation), or when it is ``prompt`` and the current regime is not in ``steady`` (strong
-    stress out of an already unsettled regime). So every completed run lasts at least
-    ``min_duration`` sessions. ``None``
-    (no raw label) keeps the current state."""
+    stress out of an already unsettled regime). A switch between two labels of ``same_side``
+    (the two risk-on labels, which differ only in how volatile the calm is) waits for
+    ``same_side_confirmation`` sessions instead (default: ``confirmation``), so a market near
+    their boundary does not flip back and forth while switches into or out of risk-off stay
+    fast. So every completed run lasts at least ``min_duration`` sessions. ``None`` (no raw
+    label) keeps the current state."""
+    slow = confirmation if same_side_confirmation is None else same_side_confirmation
     out: list[str | None] = []
     state: str | None = None
     run = 0
@@ -41,7 +46,8 @@ def smooth_labels(raw: Sequence[str | None], min_duration: int, confirmation: in
                 pending_len += 1
             else:
                 pending, pending_len = lab, 1
-            if run >= min_duration and (pending_len >= confirmation or now):
+            needed = slow if state in same_side and lab in same_side else confirmation
+            if run >= min_duration and (pending_len >= needed or now):
                 state, run, pending, pending_len = lab, 1, None, 0
             else:
                 run += 1
