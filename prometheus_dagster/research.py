@@ -96,7 +96,8 @@ def config_fingerprint() -> str:
 
 def unit_id(task: JobTask) -> str:
     """What a run does: its job, partitions, asset selection and run config."""
-    body = json.dumps([task.job, task.partition_key, task.selection, task.run_config,
+    selection = None if task.selection is None else sorted(task.selection)
+    body = json.dumps([task.job, task.partition_key, selection, task.run_config,
                        {k: v for k, v in (task.tags or {}).items()
                         if k.startswith("dagster/asset_partition_range")}],
                       sort_keys=True, default=str)
