@@ -8,7 +8,8 @@ window with its macro series; the regional daily chains side by side, then GLOBA
 pre-open checks and a strict backtest of the long-only core strategy on US_EQ; the brief of
 the window's last day. Runs go to the Dagster instance under $DAGSTER_HOME (the research
 instance, PostgreSQL, unless ``PROMETHEUS_INSTANCE=sqlite``), tagged tier 3, so every one shows
-in the UI; a second ``make demo`` skips what the first one finished. The fragility tail model
+in the UI; a second ``make demo`` skips the window's runs the first one finished (the warm-up
+runs again: its runs are not recorded). The fragility tail model
 is not trained: it learns from years of stability and fragility history, which the demo does
 not compute.
 """

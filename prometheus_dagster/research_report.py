@@ -158,6 +158,7 @@ def print_summary(failed: Sequence[JobOutcome], progress: Progress) -> None:
 
     wh = Warehouse.default()
     print_warehouse(wh)
+    print(f"    ({wh!r}; query it: python -m prometheus_dagster.cli sql \"select ...\")")
     _print_mlflow()
     _print_tear_sheets(wh)
     print("\n==> Stages (time, units run / skipped / failed)")
