@@ -22,7 +22,7 @@ class RunCost(StrictModel):
 @register_config_model("research")
 class ResearchConfig(VersionedConfig):
     history_days: int = Field(600, ge=0)
-    max_sessions_per_run: int = Field(63, ge=1)
+    max_sessions_per_run: int = Field(66, ge=1)
     fragility_refits_after_years: int | None = Field(2, ge=0)
     default_costs: dict[str, RunCost]
 
