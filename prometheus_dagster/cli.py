@@ -1,12 +1,13 @@
-"""Command line: ``python -m prometheus_dagster.cli {setup-home,demo,brief,ui,sql,failed,stop,
-check-data}``.
+"""Command line: ``python -m prometheus_dagster.cli {setup-home,demo,research,brief,ui,sql,failed,
+stop,check-data}``.
 
 ``setup-home`` prepares $PROMETHEUS_HOME and $DAGSTER_HOME (writes the instance's dagster.yaml:
 the research instance on PostgreSQL, or SQLite with ``PROMETHEUS_INSTANCE=sqlite``); ``demo``
-runs the main job on the embedded market and prints where to look; ``ui`` starts the Dagster and
-MLflow web UIs on the loopback interface; ``sql`` queries the warehouse (read-only, on a
-short-lived connection that takes turns with the pipeline); ``failed`` lists the asset partitions
-whose latest run failed; ``stop`` stops the project home's embedded PostgreSQL server;
+runs the main job on the embedded market and prints where to look; ``research`` runs (or with
+``--plan`` prints) the whole plan over any range and investment markets; ``ui`` starts the
+Dagster and MLflow web UIs on the loopback interface; ``sql`` queries the warehouse (read-only,
+on a short-lived connection that takes turns with the pipeline); ``failed`` lists the asset
+partitions whose latest run failed; ``stop`` stops the project home's embedded PostgreSQL server;
 ``check-data DIR`` checks a folder of files (layout, quality rules, history start) and prints
 every problem and the coverage per table, writing nothing.
 """
@@ -81,6 +82,37 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from prometheus_dagster.demo import run_demo
 
     return run_demo(quick=args.quick)
+
+
+def _cmd_research(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from prometheus_dagster.research import ResearchRequest, run_research
+
+    def dates(*values: str) -> list[pd.Timestamp]:
+        out = []
+        for flag, value in zip(("--start", "--end"), values, strict=True):
+            try:
+                out.append(pd.Timestamp(value).normalize())
+            except ValueError:
+                raise ValueError(f"{flag} {value!r} is not a date (use YYYY-MM-DD)") from None
+        return out
+
+    def names(value: str) -> tuple[str, ...] | None:
+        return tuple(v.strip() for v in value.split(",") if v.strip()) or None
+
+    if not args.plan:
+        setup_home()
+    try:
+        start, end = dates(args.start, args.end)
+        request = ResearchRequest(start=start, end=end, markets=names(args.markets),
+                                  strategies=names(args.strategies), source=args.source,
+                                  files_root=args.files_root, tier=args.tier,
+                                  data_only=args.data_only)
+        return run_research(request, plan_only=args.plan)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
 
 
 def _declare_engine_tables() -> None:
@@ -214,6 +246,23 @@ def main(argv: list[str] | None = None) -> int:
     demo = sub.add_parser("demo", help="run the main job on the embedded market")
     demo.add_argument("--quick", action="store_true", help="a short window (smoke test)")
     demo.set_defaults(func=_cmd_demo)
+    research = sub.add_parser(
+        "research", help="backfill the whole chain over a range (--plan: print the plan only)")
+    research.add_argument("--markets", default="",
+                          help="investment markets, comma-separated (default: all)")
+    research.add_argument("--start", required=True, help="first date, YYYY-MM-DD")
+    research.add_argument("--end", required=True, help="last date, YYYY-MM-DD")
+    research.add_argument("--source", choices=("embedded", "files"), default=None,
+                          help="ingestion source (default: configs/engines/ingestion.yaml)")
+    research.add_argument("--files-root", default=None, help="the folder of --source files")
+    research.add_argument("--strategies", default="",
+                          help="strategies to backtest, comma-separated (default: all)")
+    research.add_argument("--plan", action="store_true",
+                          help="print stages, runs, partitions and estimated times; run nothing")
+    research.add_argument("--data-only", action="store_true",
+                          help="reference data, ingestion and features only (no engines)")
+    research.add_argument("--tier", default="3", help="priority tier of the runs (default 3)")
+    research.set_defaults(func=_cmd_research)
     brief = sub.add_parser("brief", help="render the daily brief (HTML + PNG) for a date")
     brief.add_argument("--date", required=True, help="YYYY-MM-DD; any past date")
     brief.add_argument("--markets", default="", help="comma-separated (default: data markets)")

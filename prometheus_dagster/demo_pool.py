@@ -14,8 +14,9 @@ from __future__ import annotations
 import functools
 import multiprocessing
 import os
+import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,7 +33,8 @@ class JobTask:
     """One job execution: a partition, a partition range (``tags``) or neither, optionally a
     subset of the job's assets (``selection``, asset keys as ``A/B`` strings). ``ephemeral``
     runs it on an in-memory instance (bulk history: only its data is kept). ``then``: tasks
-    run after it in the same worker, if it succeeded."""
+    run after it in the same worker, if it succeeded. ``kind`` (``daily``, ``history``,
+    ``regime_training``...) and ``partitions`` (how many it covers) serve the time estimates."""
 
     label: str
     job: str
@@ -42,6 +44,8 @@ class JobTask:
     run_config: dict[str, Any] = field(default_factory=lambda: QUIET)
     ephemeral: bool = False
     then: tuple[JobTask, ...] = ()
+    kind: str = ""
+    partitions: int = 1
 
 
 @dataclass(frozen=True)
@@ -75,6 +79,17 @@ def _definitions() -> Any:
 
 def _warm() -> None:
     _definitions()
+
+
+def _die_with_parent() -> None:
+    """Linux: the kernel kills this worker when the process that started it dies (even by
+    SIGKILL), so an interrupted run leaves no worker writing on behind the next one."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 def _execute_one(task: JobTask) -> JobOutcome:
@@ -134,18 +149,26 @@ class JobRunner:
             threads = str(max(1, (os.cpu_count() or 1) // workers))
             os.environ.update(dict.fromkeys(THREAD_VARIABLES, threads))
             self._pool = ProcessPoolExecutor(workers,
-                                             mp_context=multiprocessing.get_context("spawn"))
+                                             mp_context=multiprocessing.get_context("spawn"),
+                                             initializer=_die_with_parent)
             for _ in range(workers):  # load the definitions in every worker meanwhile
                 self._pool.submit(_warm)
 
-    def run(self, tasks: Sequence[JobTask]) -> list[JobOutcome]:
+    def run(self, tasks: Sequence[JobTask],
+            on_done: Callable[[JobOutcome], None] | None = None) -> list[JobOutcome]:
         """Execute ``tasks`` (independent of each other), in the given order of submission;
-        outcomes in the same order."""
+        outcomes in the same order. ``on_done`` is called with each outcome as it comes."""
+        def report(outcome: JobOutcome) -> JobOutcome:
+            self._report(outcome)
+            if on_done is not None:
+                on_done(outcome)
+            return outcome
+
         if self._pool is None:
             outcomes = []
             for task in tasks:
                 print(f"==> {task.label}", flush=True)
-                outcomes.append(self._report(execute(task)))
+                outcomes.append(report(execute(task)))
             return outcomes
         futures: dict[Future, int] = {}
         for i, task in enumerate(tasks):
@@ -156,7 +179,7 @@ class JobRunner:
         while pending:
             finished, pending = wait(pending, return_when=FIRST_COMPLETED)
             for f in finished:
-                done[futures[f]] = self._report(f.result())
+                done[futures[f]] = report(f.result())
         return [done[i] for i in range(len(tasks))]
 
     @staticmethod

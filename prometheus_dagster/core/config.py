@@ -45,6 +45,7 @@ _ENGINE_OF_MODEL: dict[type[VersionedConfig], str] = {}
 CONFIG_MODEL_MODULES: dict[str, str] = {
     "markets": "prometheus_dagster.core.calendars",
     "ingestion": "prometheus_dagster.core.ingestion_config",
+    "research": "prometheus_dagster.core.research_config",
     **{
         engine: f"prometheus_dagster.engines.{engine}.config"
         for engine in (
