@@ -41,19 +41,25 @@ def _sorted(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     return frame.sort_values(keys).reset_index(drop=True)
 
 
+def _assert_targets_equal_one_by_one(wh, dates: list, targets: pd.DataFrame) -> None:
+    """Targets computed on ``wh`` one date at a time (each stored before the next) equal the
+    range's: the solver runs the same problems in the same order, so the weights are identical."""
+    one_by_one = []
+    for d in dates:
+        rows, _ = compute_targets(log, wh, M, [d], strategies())
+        wh.write_partitions("target_portfolios", rows, market_id=M, dates=[d])
+        one_by_one.append(rows)
+    keys = ["portfolio_id", "as_of_date", "instrument_id"]
+    pd.testing.assert_frame_equal(_sorted(pd.concat(one_by_one), keys), _sorted(targets, keys))
+
+
 def test_targets_of_a_range_equal_its_dates_one_by_one(market, tmp_path):
     wh, dates, targets, decisions = market
     statuses = {d["proposed_action"]["status"] for d in decisions}
     assert "SKIPPED" in statuses and "optimal" in statuses
     assert targets["portfolio_id"].nunique() == 2
-    one_by_one, store = [], build_market(tmp_path / "wh.duckdb", **SIZE)[0]
-    for d in dates:
-        rows, _ = compute_targets(log, store, M, [d], strategies())
-        store.write_partitions("target_portfolios", rows, market_id=M, dates=[d])
-        one_by_one.append(rows)
-    keys = ["portfolio_id", "as_of_date", "instrument_id"]
-    # the solver runs the same problems in the same order: identical weights
-    pd.testing.assert_frame_equal(_sorted(pd.concat(one_by_one), keys), _sorted(targets, keys))
+    _assert_targets_equal_one_by_one(build_market(tmp_path / "wh.duckdb", **SIZE)[0], dates,
+                                     targets)
 
 
 def test_targets_in_chunks_carry_the_holdings(market):
@@ -94,13 +100,7 @@ def test_a_first_date_with_nothing_selected_and_no_book_stays_in_cash(tmp_path):
     assert {d["proposed_action"]["reason"] for d in first} == {"no tradable candidate"}
     assert set(pd.to_datetime(targets["as_of_date"])) == {d for d in dates[1:]
                                                           if d != dates[4]}  # no risk model
-    one_by_one, single = [], store(tmp_path / "single.duckdb")[0]
-    for d in dates:
-        rows, _ = compute_targets(log, single, M, [d], strategies())
-        single.write_partitions("target_portfolios", rows, market_id=M, dates=[d])
-        one_by_one.append(rows)
-    keys = ["portfolio_id", "as_of_date", "instrument_id"]
-    pd.testing.assert_frame_equal(_sorted(pd.concat(one_by_one), keys), _sorted(targets, keys))
+    _assert_targets_equal_one_by_one(store(tmp_path / "single.duckdb")[0], dates, targets)
 
 
 def test_risk_reports_of_a_range_equal_its_dates_one_by_one(market):
