@@ -53,19 +53,18 @@ labelled within 5 sessions of each episode's start; at most 4 label changes per 
 sessions; the embedded-market scores (benchmarks.regime) >= 0.95 in every region.
 
 Measured 2026-12-07 on the shipped config (``risk_on_confirmation_days: 5``), 2 cores shared
-with other work at a load average of 12-19 (the S&P 500 run took 58 minutes; the NASDAQ run of
-the same invocation was stopped unfinished: its column, marked *, is the previous measurement,
-with every switch confirmed after 2 sessions, not yet re-measured on this config):
+with other work (S&P 500: load average 12-19, 58 minutes; NASDAQ: a run of its own,
+``--indices nasdaq``, load average 2-5, 18 minutes):
 
-| | S&P 500 | NASDAQ* |
+| | S&P 500 | NASDAQ |
 |---|---|---|
-| engine balanced accuracy (risk-off labels) | 0.977 | 0.955 |
+| engine balanced accuracy (risk-off labels) | 0.977 | 0.956 |
 | 21-session vol > 25% rule | 0.755 | 0.779 |
 | in-sample 4-state mixture | 0.904 | 0.842 |
 | drawdown rule (reference) | 0.960 | 0.953 |
 | largest detection lag (sessions) | 1 (Aug 2011, Aug 2015, Feb 2018) | 5 (May 2010) |
-| false alarms per year | 0.81 | 0.88 |
-| label changes per year, all / calm | 4.4 / 2.5 | 6.0 / 1.8 |
+| false alarms per year | 0.81 | 0.81 |
+| label changes per year, all / calm | 4.4 / 2.5 | 5.3 / 1.6 |
 
 Embedded market (benchmarks.regime, same config, same day): US_EQ 0.950, EU_EQ 0.954, GLOBAL
 0.951.
