@@ -225,9 +225,11 @@ def _cmd_sql(args: argparse.Namespace) -> int:
 def _cmd_check_data(args: argparse.Namespace) -> int:
     """Check a folder of files against the file-source layout and the quality rules; exit 1 on
     problems (warnings alone pass). Writes nothing: no warehouse, no Dagster run."""
+    from prometheus_dagster.core import disk_cache
     from prometheus_dagster.core.errors import PrometheusError
     from prometheus_dagster.engines.ingestion.check_data import check_folder
 
+    disk_cache.disable_writes()
     try:
         check = check_folder(args.folder, market=args.market or None)
     except PrometheusError as exc:

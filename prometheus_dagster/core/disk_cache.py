@@ -12,12 +12,21 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from prometheus_dagster.core.paths import prometheus_home
+from prometheus_dagster.core.paths import prometheus_home_path
+
+_writes_enabled = True
+
+
+def disable_writes() -> None:
+    """Keep this process from writing cache files (a command that promises to write nothing,
+    such as ``check-data``, still reads what is cached)."""
+    global _writes_enabled
+    _writes_enabled = False
 
 
 def cache_dir(kind: str) -> Path:
-    """``$PROMETHEUS_HOME/cache/<kind>``."""
-    return prometheus_home() / "cache" / kind
+    """``$PROMETHEUS_HOME/cache/<kind>`` (created by the first write, not here)."""
+    return prometheus_home_path() / "cache" / kind
 
 
 def load_pickle(path: Path) -> Any | None:
@@ -32,7 +41,9 @@ def load_pickle(path: Path) -> Any | None:
 
 
 def store_pickle(path: Path, value: Any) -> None:
-    """Write ``value`` at ``path`` atomically (best effort)."""
+    """Write ``value`` at ``path`` atomically (best effort); nothing after ``disable_writes``."""
+    if not _writes_enabled:
+        return
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")

@@ -10,9 +10,14 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 CONFIG_DIR = Path(os.environ.get("PROMETHEUS_CONFIG_DIR", REPO_ROOT / "configs"))
 
 
+def prometheus_home_path() -> Path:
+    """Where the data directory is, without creating it."""
+    return Path(os.environ.get("PROMETHEUS_HOME", REPO_ROOT / ".prometheus")).resolve()
+
+
 def prometheus_home() -> Path:
-    """The data directory: warehouse, MLflow store and artifacts, caches."""
-    home = Path(os.environ.get("PROMETHEUS_HOME", REPO_ROOT / ".prometheus")).resolve()
+    """The data directory (created): warehouse, MLflow store and artifacts, caches."""
+    home = prometheus_home_path()
     home.mkdir(parents=True, exist_ok=True)
     return home
 
