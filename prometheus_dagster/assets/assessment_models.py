@@ -84,7 +84,8 @@ def _train_one(context: AssetExecutionContext, wh, mlflow: MlflowTracking, marke
                                   "horizons": ",".join(map(str, cfg.horizons)),
                                   "embargo_sessions": cfg.walk_forward.embargo_sessions,
                                   "n_folds": cfg.walk_forward.n_folds,
-                                  "features": ",".join(model.features)},
+                                  "features": ",".join(model.features),
+                                  "families_left_out": ",".join(model.left_out) or "none"},
                           extra_tags={"refit_partition": str(valid_from.date())}) as run:
         run.log_metrics(metrics)
         run.log_dict({str(h): m for h, m in model.oos_metrics.items()}, "oos_metrics.json")
@@ -96,6 +97,9 @@ def _train_one(context: AssetExecutionContext, wh, mlflow: MlflowTracking, marke
             tags={"valid_from": str(valid_from.date()), "config_id": config_id})
         run.set_tags({f"registered:{name}": version})
     model_id = f"{name}/{version}"
+    if model.left_out:
+        context.log.warning(f"{market_id} assessment model {valid_from.date()}: families left "
+                            f"out, {'; '.join(model.left_out.values())}")
     context.log.info(f"{market_id} assessment model {valid_from.date()}: {model_id}, "
                      + ", ".join(f"h{h}: {m.rows} rows, OOS rank IC "
                                  f"{model.oos_metrics[h].get('mean_rank_ic', float('nan')):.4f}"
@@ -105,6 +109,7 @@ def _train_one(context: AssetExecutionContext, wh, mlflow: MlflowTracking, marke
             "trained_through": pd.Timestamp(model.trained_through), "artifact_uri": source,
             "training_spec": {"features": list(model.features),
                               "families": {k: list(v) for k, v in model.families.items()},
+                              "families_left_out": model.left_out,
                               "horizons": list(cfg.horizons),
                               "first_training_date": model.first_training_date,
                               "embargo_sessions": cfg.walk_forward.embargo_sessions,

@@ -9,6 +9,7 @@ from prometheus_dagster.assets.lineage import declare, step_name
 from prometheus_dagster.core.calendars import GLOBAL
 from prometheus_dagster.core.inputs import Inputs
 from prometheus_dagster.core.schemas import get_schema
+from prometheus_dagster.engines.ingestion.file_source import SELF_ISSUER_NOTE
 from prometheus_dagster.resources.io_manager import WarehouseResource
 from prometheus_dagster.resources.sources import SourceResource
 
@@ -30,10 +31,23 @@ def reference_table_asset(market_id: str, table: str) -> AssetsDefinition:
         frame = source.get().reference(market_id).get(table)
         if frame is None:
             frame = pd.DataFrame(columns=get_schema(table).column_names)
+        derived = _self_issuers(frame) if table == "issuers" else 0
+        if derived:
+            context.log.warning(
+                f"{market_id}: the source lists no issuer: {derived} EQUITY instrument(s) are "
+                "their own issuers (prices only; their profiles come from prices alone)")
         n = warehouse.get().replace_all(table, frame, where={"market_id": market_id})
         return MaterializeResult(metadata={"rows": n})
 
     return _reference
+
+
+def _self_issuers(issuers: pd.DataFrame) -> int:
+    """How many issuers the source derived from their instruments (a prices-only market)."""
+    if issuers.empty or "metadata" not in issuers:
+        return 0
+    return int(issuers["metadata"].map(
+        lambda m: isinstance(m, dict) and m.get("derived") == SELF_ISSUER_NOTE).sum())
 
 
 def reference_assets_of(market_id: str) -> list[AssetsDefinition]:

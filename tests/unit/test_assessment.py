@@ -385,6 +385,24 @@ def test_contributions_sum_to_the_prediction(model):
     assert contrib["value"].abs().mean() > contrib["context"].abs().mean()
 
 
+def test_a_family_without_any_value_is_left_out_and_named(model, tmp_path):
+    # a prices-only market: no statements, so the value features are never known
+    prices_only = FEATS.assign(book_to_price=np.nan, earnings_yield=np.nan)
+    m = fit_assessment_model(prices_only, LABELS, DAYS[120], CFG, sessions=DAYS)
+    assert set(m.left_out) == {"value"}
+    assert "book_to_price, earnings_yield" in m.left_out["value"]
+    assert "value" not in m.families and "book_to_price" not in m.features
+    contrib = m.contributions(prices_only)[H]
+    assert list(contrib.columns) == ["momentum", "fragility", "context", "bias"]
+    np.testing.assert_allclose(contrib.sum(axis=1).to_numpy(), m.predict(prices_only)[H],
+                               rtol=0, atol=1e-12)
+    assert AssessmentModel.load(m.save(tmp_path / "m.json")).left_out == m.left_out
+    assert model.left_out == {}  # with the statements, nothing is left out
+    with pytest.raises(AssessmentTrainingError, match="no family has a feature value"):
+        fit_assessment_model(FEATS.assign(**{f: np.nan for f in CFG.feature_names}), LABELS,
+                             DAYS[120], CFG, sessions=DAYS)
+
+
 def test_fit_is_deterministic(model):
     again = fit_assessment_model(FEATS, LABELS, DAYS[120], CFG, sessions=DAYS)
     assert again.horizons[H].booster == model.horizons[H].booster

@@ -78,6 +78,8 @@ class AssessmentModel:
     trained_through: str          # last label end date used (any horizon)
     first_training_date: str
     horizons: dict[int, HorizonModel]
+    # family -> why the model goes without it (no value of its features in the history)
+    left_out: dict[str, str] = field(default_factory=dict)
 
     @property
     def oos_metrics(self) -> dict[int, dict[str, Any]]:
@@ -108,6 +110,7 @@ class AssessmentModel:
                 "families": {k: list(v) for k, v in self.families.items()},
                 "valid_from": self.valid_from, "trained_through": self.trained_through,
                 "first_training_date": self.first_training_date,
+                "left_out": self.left_out,
                 "horizons": {str(h): {k: getattr(m, k) for k in (
                     "horizon", "booster", "rows", "dates", "first_date", "last_label_end",
                     "return_scale", "oos")} for h, m in self.horizons.items()}}
@@ -123,7 +126,8 @@ class AssessmentModel:
             horizons[int(h)] = HorizonModel(**m)
         return cls(body["model_id"], tuple(body["features"]),
                    {k: tuple(v) for k, v in body["families"].items()}, body["valid_from"],
-                   body["trained_through"], body["first_training_date"], horizons)
+                   body["trained_through"], body["first_training_date"], horizons,
+                   dict(body.get("left_out", {})))
 
 
 def _json_safe(v: Any) -> Any:
@@ -152,9 +156,17 @@ def fit_assessment_model(features: pd.DataFrame, labels: pd.DataFrame, valid_fro
     """One regressor per horizon on the rows whose label ended before the session
     ``walk_forward.embargo_sessions`` before ``valid_from`` (see ``training_cut``), plus the
     walk-forward metrics of that history. ``sessions`` is the calendar embargoes count in
-    (default: the dates in ``features`` and ``labels``). Raises AssessmentTrainingError when
-    a horizon has fewer than ``refit.min_training_dates`` dates or ``min_training_rows``
-    rows."""
+    (default: the dates in ``features`` and ``labels``). A family none of whose features has a
+    value in ``features`` (statements of a prices-only market) is left out of the model and
+    named in ``left_out``. Raises AssessmentTrainingError when a horizon has fewer than
+    ``refit.min_training_dates`` dates or ``min_training_rows`` rows, or no family has data."""
+    left_out = families_without_data(features, cfg)
+    if len(left_out) == len(cfg.families):
+        raise AssessmentTrainingError(
+            f"assessment model valid from {pd.Timestamp(valid_from).date()}: no family has a "
+            f"feature value in the history ({'; '.join(left_out.values())})")
+    cfg = cfg.model_copy(update={"families": {k: v for k, v in cfg.families.items()
+                                              if k not in left_out}})
     names = list(cfg.feature_names)
     valid = pd.Timestamp(valid_from).normalize()
     grid = session_grid(features, labels, sessions)
@@ -177,7 +189,17 @@ def fit_assessment_model(features: pd.DataFrame, labels: pd.DataFrame, valid_fro
     return AssessmentModel(
         cfg.model.model_id, tuple(names), {k: tuple(v) for k, v in cfg.families.items()},
         _day(valid), max(m.last_label_end for m in horizons.values()),
-        min(m.first_date for m in horizons.values()), horizons)
+        min(m.first_date for m in horizons.values()), horizons, left_out)
+
+
+def families_without_data(features: pd.DataFrame, cfg: AssessmentConfig) -> dict[str, str]:
+    """family -> why it cannot be learnt: none of its features has a value in ``features``."""
+    out = {}
+    for family, names in cfg.families.items():
+        present = [n for n in names if n in features.columns]
+        if not present or not features[present].notna().to_numpy().any():
+            out[family] = f"{family}: no value of {', '.join(names)} in the training history"
+    return out
 
 
 def _day(d: object) -> str:

@@ -67,6 +67,8 @@ DERIVED_COLUMNS: dict[str, dict[str, str]] = {
     "instruments": {
         "multiplier": "1.0",
         "status": "ACTIVE",
+        "issuer_id": "in a market that lists no issuer (prices only), an EQUITY instrument's own "
+                     "instrument_id: it becomes a COMPANY issuer of its own, named by its symbol",
     },
     "issuers": {
         "market_id": "the market of the issuer's first instrument (instruments.issuer_id)",
@@ -417,12 +419,16 @@ class FileSource:
         return sorted(self._reference("instruments")["market_id"].dropna().unique().tolist())
 
     def reference(self, market_id: str) -> dict[str, pd.DataFrame]:
-        """Issuers and instruments of ``market_id`` (canonical, without provenance)."""
+        """Issuers and instruments of ``market_id`` (canonical, without provenance). A market
+        with no issuers at all (a prices-only market) gets one per EQUITY instrument without
+        an issuer: the instrument is its own issuer (``self_issuers``)."""
         out = {}
         for table in ("issuers", "instruments"):
             df = self._reference(table)
             df = df[df["market_id"] == market_id]
             out[table] = df.drop(columns=list(PROVENANCE_COLUMNS)).reset_index(drop=True)
+        if out["issuers"].empty:
+            out["instruments"], out["issuers"] = self_issuers(out["instruments"])
         return out
 
     # --- daily tables ------------------------------------------------------------------------
@@ -701,3 +707,25 @@ def _build_table(schema: TableSchema, frame: pd.DataFrame,
         g = g.sort_values(date_col, kind="stable").reset_index(drop=True)
         by_market[m] = (g, g[date_col].to_numpy(dtype="datetime64[ns]"))
     return _Table(frame=frame, by_market=by_market, defects=dk)
+
+
+SELF_ISSUER_NOTE = "prices only: the instrument is its own issuer"
+
+
+def self_issuers(instruments: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(instruments, issuers) of a market that lists no issuer: each EQUITY instrument without
+    an issuer becomes a COMPANY issuer of its own (issuer_id = instrument_id, name = symbol),
+    so that the engines keyed by issuer (profiles, stability, universes) see the stock; the
+    issuer's metadata says it was derived."""
+    own = (instruments["asset_class"].astype(str) == "EQUITY") & instruments["issuer_id"].isna()
+    if not own.any():
+        return instruments, empty_frame("issuers")
+    instruments = instruments.copy()
+    instruments.loc[own, "issuer_id"] = instruments.loc[own, "instrument_id"]
+    rows = instruments.loc[own]
+    issuers = empty_frame("issuers").reindex(range(len(rows)))
+    issuers = issuers.assign(
+        issuer_id=rows["instrument_id"].to_numpy(), issuer_type="COMPANY",
+        name=rows["symbol"].to_numpy(), market_id=rows["market_id"].to_numpy(),
+        metadata=[{"derived": SELF_ISSUER_NOTE}] * len(rows))
+    return instruments, issuers
