@@ -105,8 +105,9 @@ def unit_id(task: JobTask) -> str:
 
 
 def _first_data_date(source: str | None) -> pd.Timestamp:
-    """The first date data can exist for: the partitions' start, and for the embedded market
-    its generator's first date."""
+    """The first date data can exist for: the partitions' start; for the embedded market its
+    generator's first date; for files, the first priced session in them (a warm-up before it
+    would only ingest nothing)."""
     from prometheus_dagster.core.calendars import load_markets
     from prometheus_dagster.core.config import load_engine_config
     from prometheus_dagster.core.ingestion_config import ingestion_config
@@ -116,7 +117,21 @@ def _first_data_date(source: str | None) -> pd.Timestamp:
     if (source or ingestion_config().source) == "embedded":
         cfg = load_engine_config("synthetic_market").typed(SyntheticMarketConfig)
         first = max(first, pd.Timestamp(cfg.start_date))
+    elif (source or ingestion_config().source) == "files":
+        first = max(first, _first_priced_day())
     return first
+
+
+def _first_priced_day() -> pd.Timestamp:
+    """The earliest ``prices_daily`` row of any market in the files (the partitions' start
+    when there is none: ingestion then reports the empty deliveries)."""
+    from prometheus_dagster.core.calendars import load_markets
+    from prometheus_dagster.resources import build_resources
+
+    files = build_resources()["source"].get()  # the files of --files-root or the config
+    firsts = [row[0] for m in files.market_ids()
+              if (row := files.first_row("prices_daily", m)) is not None]
+    return min(firsts) if firsts else pd.Timestamp(load_markets().partitions_start)
 
 
 def strategy_backtests(strategies: Sequence[str] | None,
