@@ -122,6 +122,18 @@ def _first_data_date(source: str | None) -> pd.Timestamp:
     return first
 
 
+def _markets_without_files(source: str | None) -> list[str]:
+    """The ingested markets the files hold no instrument of (none for the embedded market):
+    their chains would only ingest nothing and fail their pre-open checks."""
+    from prometheus_dagster.core.ingestion_config import ingestion_config
+    from prometheus_dagster.resources import build_resources
+
+    if (source or ingestion_config().source) != "files":
+        return []
+    present = set(build_resources()["source"].get().market_ids())
+    return sorted(m for m in ingestion_config().markets if m not in present)
+
+
 def _first_priced_day() -> pd.Timestamp:
     """The earliest ``prices_daily`` row of any market in the files (the partitions' start
     when there is none: ingestion then reports the empty deliveries)."""
@@ -164,8 +176,11 @@ def build_plan(defs: Any, request: ResearchRequest) -> Stages:
         max(first, request.start - pd.Timedelta(days=cfg.history_days))
     backtests = request.backtests if request.backtests is not None else \
         strategy_backtests(request.strategies, request.markets)
+    without = _markets_without_files(request.source)
+    if without:
+        print(f"==> left out: {', '.join(without)} (no instrument of theirs in the files)")
     return plan_stages(defs, history, request.start, request.end, request.markets, backtests,
-                       ephemeral_history=request.ephemeral_history,
+                       without_data=without, ephemeral_history=request.ephemeral_history,
                        max_sessions=cfg.max_sessions_per_run,
                        fragility_after_years=cfg.fragility_refits_after_years,
                        data_only=request.data_only)

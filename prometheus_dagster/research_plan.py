@@ -304,18 +304,20 @@ def plan_stages(defs: Any, history: pd.Timestamp, start: pd.Timestamp, end: pd.T
                 backtests: Iterable[tuple[str, str]] = ((DEMO_BACKTEST_MARKET,
                                                          DEMO_BACKTEST_STRATEGY),),
                 ephemeral_history: bool = False, max_sessions: int | None = None,
-                fragility_after_years: int | None = None, data_only: bool = False) -> Stages:
+                fragility_after_years: int | None = None, data_only: bool = False,
+                without_data: Sequence[str] = ()) -> Stages:
     """The stages of a research run (see the module docstring); ``history`` < ``start``
     adds the warm-up; the fragility tail model is refitted from ``fragility_after_years``
     after ``start`` (None: never). ``data_only``: reference data, then ingestion and features
-    (no text embeddings, no engines) over [start, end], piece by piece."""
+    (no text embeddings, no engines) over [start, end], piece by piece. ``without_data``:
+    markets the source holds nothing of, left out."""
     from prometheus_dagster.jobs.daily import REFERENCE_JOB, daily_job_name
 
     if end < start:
         raise ValueError(f"the range ends ({end:%Y-%m-%d}) before it starts ({start:%Y-%m-%d})")
     if len(pd.bdate_range(start, end)) == 0:
         raise ValueError(f"no business day from {start:%Y-%m-%d} to {end:%Y-%m-%d}")
-    chosen = plan_markets(markets)
+    chosen = plan_markets(markets) - set(without_data)
     fragility_from = None if fragility_after_years is None else \
         start + pd.DateOffset(years=fragility_after_years)
     scheduled: set[tuple[str, str]] = set()
@@ -326,6 +328,11 @@ def plan_stages(defs: Any, history: pd.Timestamp, start: pd.Timestamp, end: pd.T
         return stages + [(f"data {_span(a, b)}", history_tasks(defs, a, b, [], chosen, False))
                          for a, b in pieces]
     first_refits, text_until = training_tasks(defs, start, chosen, fragility_from, scheduled)
+    # a refit of period P learns from the data before P: none when the warm-up (the data)
+    # starts at P or later
+    untrainable = [t for t in first_refits
+                   if history < start and pd.Timestamp(t.partition_key) <= history]
+    first_refits = [t for t in first_refits if t not in untrainable]
     if history < start:
         stages.append(("history " + _span(history, start - pd.Timedelta(days=1)),
                        history_tasks(defs, history, start - pd.Timedelta(days=1),
@@ -340,7 +347,11 @@ def plan_stages(defs: Any, history: pd.Timestamp, start: pd.Timestamp, end: pd.T
         macro = JobTask(f"macro series {tags[RANGE_START]}...{tags[RANGE_END]}",
                         daily_job_name(GLOBAL), tags=tags, selection=(MACRO.to_user_string(),),
                         kind="macro", partitions=n)
-        stages.append((f"refits and macro series {_span(a, b)}", [*refits, macro]))
+        name = f"refits and macro series {_span(a, b)}"
+        if i == 0 and untrainable:
+            name += (f" (left out, no data before their period: the data starts "
+                     f"{history:%Y-%m-%d}: {', '.join(t.job for t in untrainable)})")
+        stages.append((name, [*refits, macro]))
         regional, global_task = daily_tasks(defs, a, b, chosen)
         stages.append((f"daily chains {_span(a, b)}", regional))
         if global_task is not None:

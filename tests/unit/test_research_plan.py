@@ -100,6 +100,24 @@ def test_markets_are_checked(defs):
         rp.plan_stages(defs, START, START, END, ("FX_GLOB",))
 
 
+def test_data_that_starts_late_leaves_out_refits_and_empty_markets(defs):
+    """Files from 2024-01-02 (the warm-up's first day) on: the refits of 2024-01-01 would
+    train on nothing and a market without files would ingest nothing; both are left out,
+    and said."""
+    plan = rp.plan_stages(defs, T("2024-01-02"), T("2024-02-01"), T("2024-03-28"),
+                          ("US_EQ",), backtests=(), without_data=("FX_GLOB",))
+    jobs = {t.job for _, tasks in plan for t in tasks}
+    assert not any(j.endswith("_training") for j in jobs)
+    assert "US_EQ_daily" in jobs and not any(j.startswith("FX_GLOB") for j in jobs)
+    refit_stage = next(name for name, _ in plan if name.startswith("refits"))
+    assert "left out, no data before their period: the data starts 2024-01-02" in refit_stage
+    assert "US_EQ_model_training" in refit_stage
+    # a warm-up that starts before the period keeps its refits
+    kept = rp.plan_stages(defs, T("2023-06-01"), T("2024-02-01"), T("2024-03-28"),
+                          ("US_EQ",), backtests=())
+    assert "US_EQ_model_training" in {t.job for _, tasks in kept for t in tasks}
+
+
 def test_plan_prints_estimates_and_writes_nothing(tmp_path, monkeypatch, capsys):
     from prometheus_dagster import cli
 
