@@ -87,16 +87,19 @@ def _alive(pid: int) -> bool:
         return True
 
 
-def stop_worker(pid: int, grace_seconds: float = STOP_GRACE_SECONDS) -> None:
-    """SIGTERM the worker's process group (warm shutdown), SIGKILL it after the grace period."""
-    try:
-        os.killpg(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
+def stop_workers(pids: Sequence[int], grace_seconds: float = STOP_GRACE_SECONDS) -> None:
+    """SIGTERM each worker (warm shutdown: the running step ends first), then
+    SIGKILL its process group after the grace period."""
+    for pid in pids:  # the main process stops its pool children itself
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
     deadline = time.monotonic() + grace_seconds
-    while time.monotonic() < deadline and _alive(pid):
+    while time.monotonic() < deadline and any(_alive(pid) for pid in pids):
         time.sleep(0.2)
-    kill_worker(pid)
+    for pid in pids:
+        kill_worker(pid)
 
 
 def kill_worker(pid: int) -> None:
@@ -144,11 +147,12 @@ def cluster_up(config_path: Path, run_dir: Path) -> list[Worker]:
 
 
 def cluster_down(run_dir: Path) -> None:
-    for pid_file in sorted(run_dir.glob("*.pid")):
-        pid = int(pid_file.read_text())
-        if _alive(pid):
-            stop_worker(pid)
-            print(f"{pid_file.stem}: stopped (pid {pid})")
+    pid_files = sorted(run_dir.glob("*.pid"))
+    running = {f: int(f.read_text()) for f in pid_files if _alive(int(f.read_text()))}
+    stop_workers(list(running.values()))
+    for pid_file in pid_files:
+        if pid_file in running:
+            print(f"{pid_file.stem}: stopped (pid {running[pid_file]})")
         pid_file.unlink()
 
 

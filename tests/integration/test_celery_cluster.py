@@ -8,6 +8,10 @@ fails."""
 
 from __future__ import annotations
 
+import os
+import socket
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,11 +22,24 @@ import yaml
 from dagster import AssetKey, DagsterInstance, execute_job, reconstructable
 from dagster._core.definitions.reconstruct import ReconstructableJob
 
-from prometheus_dagster.cluster import Worker, start_worker, stop_worker, wait_until_ready
+from prometheus_dagster.cluster import (
+    Worker,
+    kill_worker,
+    start_worker,
+    stop_workers,
+    wait_until_ready,
+)
 from prometheus_dagster.definitions import build_definitions
 from prometheus_dagster.engines.features.schemas import FEATURE_TABLES
 from prometheus_dagster.resources import build_resources
 from prometheus_dagster.resources.warehouse import Warehouse
+from tests.integration.celery_jobs import (
+    GATE_ENV,
+    release,
+    started_files,
+    tier1_gated_job,
+    tier3_gated_job,
+)
 from tests.integration.pg_daily_job import us_eq_daily_job
 from tests.services import (
     RABBITMQ_URL,
@@ -125,8 +142,7 @@ class Workers:
         return worker
 
     def stop_all(self) -> None:
-        for worker in self.started:
-            stop_worker(worker.pid, grace_seconds=10)
+        stop_workers([w.pid for w in self.started], grace_seconds=10)
 
 
 @pytest.fixture()
@@ -208,3 +224,139 @@ def test_two_workers_run_the_daily_chain_like_a_single_process(cluster_env, work
         assert len(want[table]) > 0, f"{table}: the reference run wrote nothing"
     for table in want:
         pd.testing.assert_frame_equal(got[table], want[table], obj=table)
+
+
+# -- queue routing and a lost worker, on small gated jobs (tests/integration/celery_jobs.py) --
+
+WAIT_SECONDS = 240
+
+
+def _wait_for(condition, what: str, timeout: float = WAIT_SECONDS):  # noqa: ANN001, ANN202
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"gave up waiting for {what} after {timeout:.0f}s")
+
+
+def _messages_waiting(queue: str) -> int:
+    from kombu import Connection
+
+    with Connection(RABBITMQ_URL, connect_timeout=5) as conn:
+        try:
+            return conn.channel().queue_declare(queue=queue, passive=True).message_count
+        except Exception:  # noqa: BLE001 (not declared yet: nothing published to it)
+            return 0
+
+
+class RunInThread:
+    """execute_job of a gated job in a thread (the run's executor submits to Celery and waits)."""
+
+    def __init__(self, job_fn, read_outputs: tuple[str, ...] = ()) -> None:  # noqa: ANN001
+        self.result = None
+        self.read_outputs = read_outputs
+        self.outputs: dict[str, object] = {}
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, args=(job_fn,), daemon=True)
+        self.thread.start()
+
+    def _run(self, job_fn) -> None:  # noqa: ANN001
+        try:
+            with DagsterInstance.get() as instance:
+                with execute_job(reconstructable(job_fn), instance=instance) as result:
+                    self.result = result
+                    if result.success:
+                        self.outputs = {node: result.output_for_node(node)
+                                        for node in self.read_outputs}
+        except BaseException as exc:  # noqa: BLE001 (reported by the test thread)
+            self.error = exc
+
+    def wait(self):  # noqa: ANN201
+        self.thread.join(WAIT_SECONDS)
+        assert not self.thread.is_alive(), "the run did not finish"
+        assert self.error is None, self.error
+        assert self.result.success, [e.message for e in self.result.all_events if e.is_failure]
+        return self.result
+
+
+@pytest.fixture()
+def gate_dir(cluster_env, tmp_path, monkeypatch) -> Path:
+    folder = tmp_path / "gates"
+    folder.mkdir()
+    monkeypatch.setenv(GATE_ENV, str(folder))
+    return folder
+
+
+def test_tier3_work_waits_while_tier1_work_holds_the_workers(cluster_env, gate_dir, workers):
+    tier1_worker = workers.start("tier1-only", ["1"])
+    wait_until_ready(tier1_worker)
+    release(gate_dir, "tier3_gated")  # tier-3 work is ready to run at once when taken
+
+    tier1_run = RunInThread(tier1_gated_job)
+    _wait_for(lambda: started_files(gate_dir, "tier1_gated"), "the tier-1 step to start")
+    tier3_run = RunInThread(tier3_gated_job)
+    tier3_queue = cluster_env["queues"]["3"]
+    _wait_for(lambda: _messages_waiting(tier3_queue) == 1, "the tier-3 step to be queued")
+
+    # the tier-1 worker finishes its run and is idle, yet never takes the tier-3 step
+    release(gate_dir, "tier1_gated")
+    tier1_result = tier1_run.wait()
+    assert set(_celery_worker_of_steps(tier1_result).values()) == {_celery_name(tier1_worker)}
+    assert _messages_waiting(tier3_queue) == 1
+    assert not started_files(gate_dir, "tier3_gated")
+    assert tier3_run.thread.is_alive()
+
+    # a worker of the tier-3 queue takes it
+    tier3_worker = workers.start("tier3-only", ["3"])
+    wait_until_ready(tier3_worker)
+    tier3_result = tier3_run.wait()
+    assert set(_celery_worker_of_steps(tier3_result).values()) == {_celery_name(tier3_worker)}
+    assert tier3_result.dagster_run.tags["prometheus/tier"] == "3"
+
+
+def _celery_name(worker: Worker) -> str:
+    return f"{worker.name}@{socket.gethostname()}"
+
+
+def _worker_running(workers_started: list[Worker], pid: int) -> Worker:
+    """The worker whose process group holds ``pid`` (a pool child running a step)."""
+    group = os.getpgid(pid)
+    return next(w for w in workers_started if w.pid == group)
+
+
+def test_a_worker_killed_mid_step_is_replaced_and_the_result_is_unchanged(
+    cluster_env, gate_dir, workers
+):
+    expected = tier1_gated_job_result_in_process(gate_dir)
+    started = [workers.start("k1", ["1"]), workers.start("k2", ["1"])]
+    for worker in started:
+        wait_until_ready(worker)
+
+    run = RunInThread(tier1_gated_job, read_outputs=("realised_volatility",))
+    first = _wait_for(lambda: started_files(gate_dir, "tier1_gated"), "the step to start")
+    victim = _worker_running(started, int(first[0].suffix[1:]))
+    kill_worker(victim.pid)  # SIGKILL to the worker and its pool child, mid-step
+
+    # the unacknowledged step is redelivered to the surviving worker and runs again there
+    retried = _wait_for(lambda: [f for f in started_files(gate_dir, "tier1_gated")
+                                 if f not in first], "the step to start again")
+    survivor = _worker_running(started, int(retried[0].suffix[1:]))
+    assert survivor is not victim
+    release(gate_dir, "tier1_gated")
+    result = run.wait()
+    assert run.outputs["realised_volatility"] == expected
+    assert _celery_worker_of_steps(result)["gated_prices"] == _celery_name(survivor)
+
+
+def tier1_gated_job_result_in_process(gate_dir: Path) -> float:
+    """The job's result without Celery: the reference for a run that lost a worker."""
+    release(gate_dir, "reference")
+    from dagster import in_process_executor
+
+    job = tier1_gated_job().graph.to_job(name="reference", executor_def=in_process_executor)
+    result = job.execute_in_process()
+    for path in gate_dir.glob("reference.*"):
+        path.unlink()
+    return result.output_for_node("realised_volatility")
