@@ -47,7 +47,7 @@ def _sessions(count: int) -> list[str]:
 
     keys = partitions_def_for("US_EQ").get_partition_keys()
     start = keys.index(FIRST_SESSION)
-    return keys[start:start + count]
+    return list(keys[start:start + count])
 
 
 def _create_db(name: str) -> None:
@@ -112,7 +112,7 @@ def measure(worker_count: int, sessions: list[str], tmp: Path) -> dict:
            "MLFLOW_TRACKING_URI": f"sqlite:///{tmp / f'mlflow-{worker_count}.db'}",
            "PROMETHEUS_CELERY_CONFIG": str(config)}
     os.environ.update(env)
-    ReconstructableJob.get_definition.cache_clear()  # type: ignore[attr-defined]
+    ReconstructableJob.get_definition.cache_clear()
     workers = [start_worker(f"bench{worker_count}-{i}", [queue], config, tmp / "cluster")
                for i in range(worker_count)]
     try:

@@ -15,10 +15,11 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
-import yaml
+import yaml  # type: ignore[import-untyped]  # types-PyYAML is not installed
 from dagster import AssetKey, DagsterInstance, execute_job, reconstructable
 from dagster._core.definitions.reconstruct import ReconstructableJob
 
@@ -113,7 +114,7 @@ def cluster_env(services, tmp_path, monkeypatch) -> Iterator[dict]:
 def _forget_reconstructed_jobs() -> None:
     # Dagster caches a reconstructed job per code pointer: the job built under another test's
     # environment (warehouse URL, executor) must not be reused
-    ReconstructableJob.get_definition.cache_clear()  # type: ignore[attr-defined]
+    ReconstructableJob.get_definition.cache_clear()
 
 
 def _delete_queues(names) -> None:  # noqa: ANN001
@@ -255,7 +256,7 @@ class RunInThread:
     """execute_job of a gated job in a thread (the run's executor submits to Celery and waits)."""
 
     def __init__(self, job_fn, read_outputs: tuple[str, ...] = ()) -> None:  # noqa: ANN001
-        self.result = None
+        self.result: Any = None
         self.read_outputs = read_outputs
         self.outputs: dict[str, object] = {}
         self.error: BaseException | None = None
