@@ -57,3 +57,15 @@ stop:
 
 clean-home: stop
 	rm -rf $(PROMETHEUS_HOME)
+
+# a local Celery cluster (one worker per tier queue, deploy/celery/celery.yaml): pid and log files
+# under $(PROMETHEUS_HOME)/cluster; see deploy/README.md
+.PHONY: cluster-up cluster-down cluster-status
+cluster-up: install
+	@$(BIN)/python -m prometheus_dagster.cluster up
+
+cluster-down:
+	@test ! -x $(BIN)/python || $(BIN)/python -m prometheus_dagster.cluster down
+
+cluster-status:
+	@$(BIN)/python -m prometheus_dagster.cluster status

@@ -23,6 +23,7 @@ from prometheus_dagster.assets.scenarios import scenario_assets
 from prometheus_dagster.assets.schema_metadata import with_column_schemas
 from prometheus_dagster.assets.stability import stability_assets
 from prometheus_dagster.assets.universe import universe_assets
+from prometheus_dagster.celery_executor import deployment_executor
 from prometheus_dagster.core.calendars import GLOBAL, MarketState, market_ids, markets_running
 from prometheus_dagster.core.ingestion_config import ingestion_config
 from prometheus_dagster.engines.features import FEATURE_TABLES
@@ -110,6 +111,8 @@ def build_definitions(**resource_overrides) -> Definitions:
                  freshness_sensor(fresh),
                  run_failure_alerts()],
         resources={**build_resources(), **resource_overrides},
+        # the Celery executor if PROMETHEUS_CELERY_CONFIG is set (deploy/celery/), else the default
+        executor=deployment_executor(),
     )
 
 

@@ -53,3 +53,30 @@ def throwaway_postgres_database(prefix: str) -> Iterator[str]:
     finally:
         conn.cursor().execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
         conn.close()
+
+
+RABBITMQ_URL = os.environ.get("PROMETHEUS_TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672//")
+REDIS_URL = os.environ.get("PROMETHEUS_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+def require_rabbitmq(url: str = RABBITMQ_URL) -> None:
+    """Skip (fail under CI) unless the RabbitMQ broker answers."""
+    from kombu import Connection
+
+    try:
+        with Connection(url, connect_timeout=5) as conn:
+            conn.ensure_connection(max_retries=1)
+    except Exception as exc:  # noqa: BLE001 (any connection error means: not there)
+        service_unavailable("RabbitMQ", url, exc, "rabbitmq-server -detached "
+                            "(Debian package rabbitmq-server; user guest/guest)")
+
+
+def require_redis(url: str = REDIS_URL) -> None:
+    """Skip (fail under CI) unless the Redis server answers."""
+    import redis
+
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=5).ping()
+    except Exception as exc:  # noqa: BLE001
+        service_unavailable("Redis", url, exc,
+                            "redis-server --daemonize yes (Debian package redis-server)")
