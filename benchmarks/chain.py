@@ -249,7 +249,7 @@ def _execute(defs, instance, task) -> tuple[bool, Any, list[str]]:
 def _refit_range(defs, task, start, end):
     """A demo refit task (the partition of ``start``) widened to every refit period up to
     ``end``: a window longer than a period uses one model per period."""
-    from prometheus_dagster.demo import RANGE_END, RANGE_START, _partition_for
+    from prometheus_dagster.research_plan import RANGE_END, RANGE_START, _partition_for
 
     job = defs.resolve_job_def(task.job)
     first, last = _partition_for(job, start), _partition_for(job, end)
@@ -282,15 +282,15 @@ def _prepare(names: int, home: Path, market: str, longest: int) -> dict:
     import pandas as pd
 
     from prometheus_dagster.core.calendars import GLOBAL
-    from prometheus_dagster.demo import (
+    from prometheus_dagster.demo_pool import JobTask
+    from prometheus_dagster.jobs.daily import REFERENCE_JOB, daily_job_name
+    from prometheus_dagster.research_plan import (
         MACRO,
-        _range_tags,
+        _range,
         history_tasks,
         text_ranges,
         training_tasks,
     )
-    from prometheus_dagster.demo_pool import JobTask
-    from prometheus_dagster.jobs.daily import REFERENCE_JOB, daily_job_name
 
     market_start, history, start, end = _windows(market, longest)
     (home / "chain_setup.json").write_text(json.dumps({
@@ -306,7 +306,7 @@ def _prepare(names: int, home: Path, market: str, longest: int) -> dict:
     history_runs = [t for t in history_tasks(defs, history, start - pd.Timedelta(days=1),
                                              text_ranges(history, start, text_until))
                     if t.job in wanted]
-    tags = _range_tags(GLOBAL, start, end)
+    tags, _ = _range(GLOBAL, start, end)
     macro = JobTask(f"macro series {tags}", daily_job_name(GLOBAL), tags=tags,
                     selection=(MACRO.to_user_string(),))
     # the session before the window, untimed: tables exist and compile caches are warm before
@@ -341,7 +341,7 @@ def _run(home: Path, sessions: int, day: str | None) -> dict:
     from dagster import DagsterInstance
 
     from prometheus_dagster.core.calendars import trading_calendar
-    from prometheus_dagster.demo import RANGE_END, RANGE_START
+    from prometheus_dagster.research_plan import RANGE_END, RANGE_START
 
     os.environ["DAGSTER_HOME"] = str(home / "dagster_home")
     setup, defs = _setup(home)

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from prometheus_dagster.core.errors import DataSchemaError
+from prometheus_dagster.core.vector_storage import check_format
 
 LOGICAL_TYPES = ("str", "date", "timestamp", "float", "int", "bool", "json", "vector")
 SQL_TYPES = {
@@ -26,7 +27,8 @@ SQL_TYPES = {
     "float": ("DOUBLE", "DOUBLE PRECISION"),
     "int": ("BIGINT", "BIGINT"),
     "bool": ("BOOLEAN", "BOOLEAN"),
-    "vector": ("BLOB", "BYTEA"),  # float32 little-endian bytes: compact and exact
+    # float32 little-endian bytes in frames; stored as the column's vector_format
+    "vector": ("BLOB", "BYTEA"),
 }
 
 
@@ -36,10 +38,21 @@ class Column:
     dtype: str
     nullable: bool = True
     description: str = ""
+    # a vector column's stored format and dimension (core.vector_storage); frames and readers
+    # always see float32 bytes
+    vector_format: str = "float32"
+    vector_dim: int | None = None
 
     def __post_init__(self) -> None:
         if self.dtype not in LOGICAL_TYPES:
             raise ValueError(f"column {self.name}: unknown type {self.dtype!r}")
+        if self.dtype != "vector" and (self.vector_format != "float32"
+                                       or self.vector_dim is not None):
+            raise ValueError(f"column {self.name}: only a vector column has a vector format")
+        try:
+            check_format(self.vector_format, self.vector_dim)
+        except ValueError as exc:
+            raise ValueError(f"column {self.name}: {exc}") from None
         if not isinstance(self.nullable, bool):
             raise ValueError(f"column {self.name}: nullable must be True or False, got "
                              f"{self.nullable!r} (a description is passed as description=)")

@@ -23,7 +23,7 @@ from prometheus_dagster.resources.warehouse_errors import (
     is_lock_conflict,
     lock_file_holders,
 )
-from prometheus_dagster.resources.warehouse_values import _arrow_table
+from prometheus_dagster.resources.warehouse_values import _arrow_table, storage_frame
 
 COMPACT_AFTER_ROWS = 50_000
 """A write session that deleted or cleared at least this many rows is a large rewrite: the
@@ -88,7 +88,7 @@ class _DuckDBSession(_Session):
         if frame.empty:
             return 0
         cols = ", ".join(_ident(c) for c in schema.column_names)
-        self.con.register("_prometheus_frame", _arrow_table(schema, frame))
+        self.con.register("_prometheus_frame", _arrow_table(schema, storage_frame(schema, frame)))
         conflict = " ON CONFLICT DO NOTHING" if ignore_conflicts else ""
         try:
             row = self.con.execute(

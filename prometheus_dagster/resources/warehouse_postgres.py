@@ -15,7 +15,7 @@ from prometheus_dagster.core.errors import WarehouseError
 from prometheus_dagster.core.schemas import TableSchema
 from prometheus_dagster.resources.warehouse_backend import _Backend, _mask_password, _Session
 from prometheus_dagster.resources.warehouse_conditions import _ident
-from prometheus_dagster.resources.warehouse_values import _copy_text, _py_values
+from prometheus_dagster.resources.warehouse_values import _copy_text, _py_values, storage_frame
 
 _PG_DDL_LOCK = (80_417, 0)  # advisory lock (class, object) serialising DDL
 _PG_TABLE_LOCK_CLASS = 80_418  # advisory lock class of per-table write locks
@@ -66,6 +66,7 @@ class _PostgresSession(_Session):
             return 0
         from psycopg2.extras import execute_values
 
+        frame = storage_frame(schema, frame)
         columns = [_py_values(c.dtype, frame[c.name]) for c in schema.columns]
         cols = ", ".join(_ident(c) for c in schema.column_names)
         with self.conn.cursor() as cur:

@@ -1,7 +1,8 @@
 """Column values between pandas and the databases: database output typed as
 ``validate_frame`` types it (:func:`_typed`), and a validated frame as an Arrow table for DuckDB
 (:func:`_arrow_table`) or as Python values and COPY text for PostgreSQL (:func:`_py_values`,
-:func:`_copy_text`)."""
+:func:`_copy_text`); compact vector columns encoded on the way in (:func:`storage_frame`) and
+decoded on the way out."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from prometheus_dagster.core.schemas import TableSchema
+from prometheus_dagster.core.vector_storage import decode_vectors, encode_vectors
 
 
 def _to_bytes(v: Any) -> bytes | None:
@@ -50,9 +52,22 @@ def _typed(schema: TableSchema, df: pd.DataFrame, columns: Sequence[str]) -> pd.
         elif dtype == "bool":
             s = s.astype(object).where(s.notna(), None).astype("boolean")
         elif dtype == "vector":
-            s = pd.Series([_to_bytes(v) for v in s.tolist()], dtype=object)
+            stored = [_to_bytes(v) for v in s.tolist()]
+            s = pd.Series(decode_vectors(stored, schema.column(name).vector_dim), dtype=object)
         out[name] = s
     return pd.DataFrame(out, index=pd.RangeIndex(n))
+
+
+def storage_frame(schema: TableSchema, frame: pd.DataFrame) -> pd.DataFrame:
+    """A validated frame with its compact vector columns in their stored format."""
+    compact = [c for c in schema.columns if c.dtype == "vector" and c.vector_format != "float32"]
+    if not compact:
+        return frame
+    frame = frame.copy()
+    for c in compact:
+        frame[c.name] = pd.Series(encode_vectors(frame[c.name].tolist(), c.vector_format,
+                                                 c.vector_dim), index=frame.index, dtype=object)
+    return frame
 
 
 def _py_values(dtype: str, s: pd.Series) -> list[Any]:

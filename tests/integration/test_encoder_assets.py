@@ -60,6 +60,11 @@ def run(assets, resources, selection, **kw):
     return result
 
 
+# embeddings are stored as float16 (each value within 2**-11 of its size): a unit vector read
+# back has a norm within 1e-3 of 1
+STORED_NORM_ATOL = 1e-3
+
+
 def rows(wh: Warehouse, table: str, days: list[str]) -> pd.DataFrame:
     frame = wh.read_partitions(table, market_id=M, dates=days)
     return frame.sort_values(list(frame.columns)[:5]).reset_index(drop=True)
@@ -93,7 +98,7 @@ def test_text_embeddings_are_unit_vectors_with_model_id(market):
     assert len(text) > 0
     vecs = np.stack([vector_to_array(b) for b in text["vector"]])
     assert vecs.shape[1] == 384 and vecs.dtype == np.float32
-    np.testing.assert_allclose(np.linalg.norm(vecs, axis=1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(vecs, axis=1), 1.0, atol=STORED_NORM_ATOL)
     assert set(text["model_id"]) == {"text-fin-general-v1"}
     assert set(text["source_type"]) == {"NEWS", "MACRO"}
     meta = _metadata(text_run, TEXT)
@@ -131,7 +136,7 @@ def test_window_embeddings_and_profiles_carry_the_model_version(market):
     assert set(joint["model_id"]) == {f"{M}.joint-news-window-v1/1"}
     for frame in (num, joint):
         vecs = np.stack([vector_to_array(b) for b in frame["vector"]])
-        np.testing.assert_allclose(np.linalg.norm(vecs, axis=1), 1.0, atol=1e-5)
+        np.testing.assert_allclose(np.linalg.norm(vecs, axis=1), 1.0, atol=STORED_NORM_ATOL)
     prof = first["profiles"]
     assert prof["issuer_id"].nunique() == 30
     flags = prof[["leverage_score", "earnings_quality_score", "liquidity_risk"]].to_numpy()

@@ -52,6 +52,20 @@ TRUTH = TableSchema("wh_regimes", (
     namespace="truth")
 
 
+
+def embeddings_table(fmt: str) -> TableSchema:
+    """The same table with its vectors stored as ``fmt`` (a column made compact later)."""
+    return TableSchema("wh_embeddings", (
+        Column("id", "str", False), Column("d", "date", False),
+        Column("vec", "vector", vector_format=fmt, vector_dim=32),
+    ), primary_key=("id",), partition_column="d")
+
+
+def unit_vectors(n: int, dim: int = 32, seed: int = 0) -> np.ndarray:
+    m = np.random.default_rng(seed).normal(size=(n, dim)).astype(np.float32)
+    return m / np.linalg.norm(m, axis=1, keepdims=True)
+
+
 def types_frame(day: str, market: str = "US", n: int = 3) -> pd.DataFrame:
     rng = np.random.default_rng(zlib.crc32(f"{day}{market}".encode()))
     rows = []
@@ -87,6 +101,35 @@ class WarehouseContract:
         pd.testing.assert_frame_equal(got, want)
         vec = got.loc[(got["k"] == "k2") & (got["m"] == "US"), "vec"].iloc[0]
         assert isinstance(vec, bytes) and np.frombuffer(vec, "<f4").shape == (6,)
+
+    def test_compact_vectors_read_back_as_float32_whatever_they_were_stored_as(
+            self, wh: Warehouse) -> None:
+        vectors = unit_vectors(3)
+        frame = pd.DataFrame({"id": ["a", "b", "c"], "d": "2024-01-02", "vec": list(vectors)})
+        wh.replace_all(embeddings_table("float32"), frame)  # written before it became compact
+        wh.write_partitions(embeddings_table("float16"), frame.assign(
+            id=["e", "f", "g"], d="2024-01-03"))
+        wh.write_partitions(embeddings_table("int8"), pd.DataFrame(
+            {"id": ["h", "i"], "d": "2024-01-04", "vec": [vectors[0], None]}))
+        lengths = dict(wh.query(
+            "SELECT id, octet_length(vec) FROM " + wh.sql_name(embeddings_table("int8"))
+            + " WHERE vec IS NOT NULL").itertuples(index=False, name=None))
+        assert lengths == {"a": 128, "b": 128, "c": 128, "e": 64, "f": 64, "g": 64, "h": 36}
+        got = wh.read(embeddings_table("int8"))
+        assert got["vec"].iloc[-1] is None
+        back = {i: np.frombuffer(v, "<f4") for i, v in zip(got["id"], got["vec"], strict=True)
+                if v is not None}
+        assert all(v.dtype == np.float32 and v.shape == (32,) for v in back.values())
+        for i, k in (("a", 0), ("b", 1), ("c", 2)):
+            np.testing.assert_array_equal(back[i], vectors[k])
+        for i, k in (("e", 0), ("f", 1), ("g", 2)):
+            np.testing.assert_allclose(back[i], vectors[k], atol=1e-3)
+            assert not np.array_equal(back[i], vectors[k])
+        np.testing.assert_allclose(back["h"], vectors[0], atol=np.abs(vectors[0]).max() / 254)
+        # a stored vector written again is stored unchanged
+        again = wh.read(embeddings_table("float16"), where={"d": "2024-01-03"})
+        wh.write_partitions(embeddings_table("float16"), again)
+        assert wh.read(embeddings_table("float16"), where={"d": "2024-01-03"}).equals(again)
 
     def test_qualified_table_in_its_own_namespace(self, wh: Warehouse) -> None:
         assert not wh.table_exists(TRUTH)

@@ -76,7 +76,9 @@ INSTRUMENT_FACTORS_DAILY = register_table(TableSchema("instrument_factors_daily"
     _req("factor_id", "str"), _req("exposure", "float", "rolling OLS beta on the factor"),
     _CONFIG_ID,
 ), primary_key=("instrument_id", "date", "factor_id"), partition_column="date",
-    market_column="market_id",
+    # measured: its key index took 7x the rows' bytes (17.5 MB beside 2.5 MB at 120 names) and
+    # no read looks rows up by key; written only by replacing date partitions
+    market_column="market_id", key_index=False,
     description="Rolling multivariate OLS betas of instrument returns on the market's factor "
                 "returns, using data up to and including the date"))
 
