@@ -37,8 +37,8 @@ from tests.integration.file_market import span
 from tests.integration.test_ingestion_embedded import DAYS, KEYS, MARKET, env, tiny_config
 from tests.services import PG_URL, connect_postgres
 
-# three writers, each range overlapping the next by two sessions
-RANGES = [(DAYS[0], DAYS[3]), (DAYS[2], DAYS[5]), (DAYS[4], DAYS[7])]
+# three writers, each range overlapping the next
+RANGES = [(DAYS[0], DAYS[2]), (DAYS[1], DAYS[4]), (DAYS[3], DAYS[5])]
 RUN_COLUMNS = {"ingested_at", "created_at", "ingestion_run_id", "dagster_run_id", "run_id",
                "computed_at"}
 COUNT_SQL = "select count(*) from prices_daily"
@@ -67,9 +67,9 @@ class LoopReader(threading.Thread):
     """Runs ``command`` (a subprocess: its own OS process) again and again until stopped;
     keeps what each call printed, and the errors of the calls that failed."""
 
-    def __init__(self, command: list[str], env: dict[str, str]) -> None:
+    def __init__(self, command: list[str], env: dict[str, str], pause_s: float = 0.2) -> None:
         super().__init__(daemon=True)
-        self.command, self.env = command, env
+        self.command, self.env, self.pause_s = command, env, pause_s
         self.stop = threading.Event()
         self.answers: list[str] = []
         self.errors: list[str] = []
@@ -82,7 +82,7 @@ class LoopReader(threading.Thread):
                 self.answers.append(done.stdout)
             else:
                 self.errors.append(done.stderr[-3000:])
-            time.sleep(0.2)
+            time.sleep(self.pause_s)
 
 
 def duckdb_client(path: Path) -> list[str]:
@@ -109,7 +109,7 @@ def postgres_client(url: str, schema: str) -> list[str]:
 
 
 def brief_cli(out: Path) -> list[str]:
-    return [sys.executable, "-m", "prometheus_dagster.cli", "brief", "--date", DAYS[-1],
+    return [sys.executable, "-m", "prometheus_dagster.cli", "brief", "--date", RANGES[-1][1],
             "--markets", MARKET, "--out", str(out)]
 
 
@@ -161,7 +161,7 @@ def serial(tmp_path_factory) -> tuple[Path, Path, dict[str, pd.DataFrame]]:
         assert materialize(assets, resources=resources, selection=KEYS,
                            tags=span(a, b)).success
     data = _data(wh)
-    assert len(data["prices_daily"]) and data["prices_daily"]["date"].nunique() == len(DAYS)
+    assert len(data["prices_daily"]) and data["prices_daily"]["date"].nunique() == 6
     return config, start, data
 
 
@@ -193,7 +193,7 @@ def test_overlapping_duckdb_backfills_with_readers_equal_a_serial_run(serial, tm
     Warehouse.from_url(url).ensure_table("prices_daily")  # the readers' table exists
     reader_env = {**os.environ, URL_ENV: url, "PYTHONPATH": str(REPO_ROOT)}
     plain = [LoopReader(duckdb_client(path), reader_env)]
-    brief = LoopReader(brief_cli(tmp_path / "briefs"), reader_env)
+    brief = LoopReader(brief_cli(tmp_path / "briefs"), reader_env, pause_s=2.0)
     _with_readers(url, [*plain, brief],
                   lambda: run_overlapping_backfills(url, config, tmp_path))
     final = len(want["prices_daily"])
@@ -219,7 +219,7 @@ def test_overlapping_postgres_backfills_with_readers_equal_a_serial_run(serial,
         wh.ensure_table("prices_daily")
         reader_env = {**os.environ, URL_ENV: url, "PYTHONPATH": str(REPO_ROOT)}
         plain = [LoopReader(postgres_client(url, schema), reader_env)]
-        brief = LoopReader(brief_cli(tmp_path / "briefs"), reader_env)
+        brief = LoopReader(brief_cli(tmp_path / "briefs"), reader_env, pause_s=2.0)
         _with_readers(url, [*plain, brief],
                       lambda: run_overlapping_backfills(url, config, tmp_path))
         got = _data(wh)
