@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import yaml
+import yaml  # type: ignore[import-untyped]  # types-PyYAML is not installed
 
 RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
 MARKET = "US_EQ"
@@ -123,7 +123,7 @@ class _Meter:
             meter.retries += int(found)
             return found
 
-        warehouse_duckdb.is_lock_conflict = counted  # type: ignore[assignment]
+        warehouse_duckdb.is_lock_conflict = counted
 
     def figures(self) -> dict[str, Any]:
         waits = [w for w in self.lock_waits if w > LOCK_WAIT_S]

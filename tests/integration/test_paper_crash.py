@@ -30,7 +30,7 @@ from prometheus_dagster.steps.portfolio import compute_targets
 from tests.integration.file_market import span
 from tests.unit.portfolio_market import M, build_market, strategies
 
-SIZE = {"names": 30, "sessions": 6}
+NAMES, SESSIONS = 30, 6
 RUN_COLUMNS = {"created_at", "computed_at"}
 
 # The child materializes paper_execution over [first, last] (one run). Its warehouse writes are
@@ -85,7 +85,7 @@ CHILD = textwrap.dedent(f"""
 def market(tmp_path_factory) -> tuple[Path, list[str]]:
     """A stored market with every strategy's targets: the paper step's inputs."""
     path = tmp_path_factory.mktemp("paper_market") / "wh.duckdb"
-    wh, dates = build_market(path, **SIZE)
+    wh, dates = build_market(path, names=NAMES, sessions=SESSIONS)
     targets, _ = compute_targets(logging.getLogger(__name__), wh, M, dates, strategies())
     wh.write_partitions("target_portfolios", targets, market_id=M, dates=dates)
     return path, [d.strftime("%Y-%m-%d") for d in dates]
