@@ -11,6 +11,7 @@ from benchmarks import (
     portfolio,
     regime,
     regime_real,
+    soak,
 )
 
 if __name__ == "__main__":
@@ -24,3 +25,4 @@ if __name__ == "__main__":
     assessment.main([])
     execution.main([])
     backtest.main([])
+    soak.main([])
