@@ -1,6 +1,8 @@
-"""Shared by the benchmarks: the embedded-market config they generate."""
+"""Shared by the benchmarks: the embedded-market config they generate, where results go."""
 
+import json
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -17,3 +19,11 @@ def write_market_config(tmp: Path, names: int, start_date: str, end_date: str) -
     path = tmp / "synthetic_market.yaml"
     path.write_text(yaml.safe_dump(body))
     return path
+
+
+def write_results(out: str | Path, result: Any, table: str) -> None:
+    """``result`` as JSON at ``out`` and ``table`` (markdown) beside it as ``.md``."""
+    path = Path(out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=2))
+    path.with_suffix(".md").write_text(table + "\n")

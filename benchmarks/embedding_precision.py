@@ -18,13 +18,12 @@ and ``.md``; a format with recall@10 below 0.99 keeps a table at float32.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import REPO
+from benchmarks.common import REPO, write_results
 from prometheus_dagster.core.vector_storage import (
     VECTOR_FORMATS,
     decode_vectors,
@@ -130,10 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     table = format_table(result)
     print(table)
     if args.out:
-        out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(result, indent=2))
-        out.with_suffix(".md").write_text(table + "\n")
+        write_results(args.out, result, table)
     return 0
 
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import fcntl
-import json
 import multiprocessing as mp
 import os
 import random
@@ -37,6 +36,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import yaml  # type: ignore[import-untyped]  # types-PyYAML is not installed
+
+from benchmarks.common import write_results
 
 RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
 MARKET = "US_EQ"
@@ -226,11 +227,11 @@ def _pct(values: list[float], q: float) -> float | None:
     return round(float(np.percentile(values, q)) * 1000, 1) if values else None
 
 
-def _tables(url: str) -> dict[str, pd.DataFrame]:
+def ingested_tables(wh: Any) -> dict[str, pd.DataFrame]:
+    """Every ingested table of a warehouse without its run bookkeeping columns, rows sorted:
+    what two warehouses that ingested the same data hold alike."""
     from prometheus_dagster.assets.ingestion import MARKET_TABLES
-    from prometheus_dagster.resources.warehouse import Warehouse
 
-    wh = Warehouse.from_url(url)
     out = {}
     for table in MARKET_TABLES:
         frame = wh.read(table) if wh.table_exists(table) else pd.DataFrame()
@@ -257,7 +258,9 @@ def _equals_serial(url: str, config: Path, tmp: Path, covered: list[int]) -> boo
                           selection=[AssetKey([MARKET, t]) for t in MARKET_TABLES],
                           partition_key=day)
         assert res.success, day
-    got, want = _tables(url), _tables(ref)
+    from prometheus_dagster.resources.warehouse import Warehouse
+
+    got, want = (ingested_tables(Warehouse.from_url(u)) for u in (url, ref))
     for table in MARKET_TABLES:
         try:
             pd.testing.assert_frame_equal(got[table], want[table], check_dtype=False)
@@ -381,10 +384,7 @@ def main(argv: list[str] | None = None) -> int:
     table = format_table(results)
     print("\n" + table + "\n", flush=True)
     if args.out:
-        out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(results, indent=2))
-        out.with_suffix(".md").write_text(table + "\n")
+        write_results(args.out, results, table)
     return 1 if any(r["errors"] or not r["equals_serial"] for r in results) else 0
 
 

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.chain import RESULTS, _subprocess
+from benchmarks.common import write_results
 
 PROJECTED_SESSIONS = 5040
 PROJECTED_NAMES = 500
@@ -219,10 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     table = format_table(result)
     print("\n" + table + "\n", flush=True)
     if args.out:
-        out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(result, indent=2))
-        out.with_suffix(".md").write_text(table + "\n")
+        write_results(args.out, result, table)
     return 0
 
 

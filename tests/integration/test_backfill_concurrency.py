@@ -30,6 +30,7 @@ import pytest
 from dagster import materialize
 from pandas.testing import assert_frame_equal
 
+from benchmarks.soak import ingested_tables
 from prometheus_dagster.assets.ingestion import MARKET_TABLES
 from prometheus_dagster.core.paths import REPO_ROOT
 from prometheus_dagster.resources.warehouse import URL_ENV, Warehouse
@@ -39,8 +40,6 @@ from tests.services import PG_URL, connect_postgres
 
 # three writers, each range overlapping the next
 RANGES = [(DAYS[0], DAYS[2]), (DAYS[1], DAYS[4]), (DAYS[3], DAYS[5])]
-RUN_COLUMNS = {"ingested_at", "created_at", "ingestion_run_id", "dagster_run_id", "run_id",
-               "computed_at"}
 COUNT_SQL = "select count(*) from prices_daily"
 
 
@@ -139,15 +138,6 @@ def run_overlapping_backfills(url: str, config: Path, tmp: Path,
     assert not bad, "\n\n".join(f"{r[0]}: {r[1]}\n{r[2]}" for r in bad)
 
 
-def _data(wh: Warehouse) -> dict[str, pd.DataFrame]:
-    out = {}
-    for table in MARKET_TABLES:
-        frame = wh.read(table) if wh.table_exists(table) else pd.DataFrame()
-        frame = frame.drop(columns=[c for c in frame.columns if c in RUN_COLUMNS])
-        out[table] = frame.sort_values(list(frame.columns), ignore_index=True)
-    return out
-
-
 @pytest.fixture(scope="module")
 def serial(tmp_path_factory) -> tuple[Path, Path, dict[str, pd.DataFrame]]:
     """The reference data loaded once (the generator's cache warmed for the children), a copy
@@ -160,7 +150,7 @@ def serial(tmp_path_factory) -> tuple[Path, Path, dict[str, pd.DataFrame]]:
     for a, b in RANGES:
         assert materialize(assets, resources=resources, selection=KEYS,
                            tags=span(a, b)).success
-    data = _data(wh)
+    data = ingested_tables(wh)
     assert len(data["prices_daily"]) and data["prices_daily"]["date"].nunique() == 6
     return config, start, data
 
@@ -199,7 +189,7 @@ def test_overlapping_duckdb_backfills_with_readers_equal_a_serial_run(serial, tm
     final = len(want["prices_daily"])
     for r in plain:
         assert all(0 <= n <= final for n in _counts(r)), _counts(r)
-    got = _data(Warehouse.from_url(url))
+    got = ingested_tables(Warehouse.from_url(url))
     for table in MARKET_TABLES:
         assert_frame_equal(got[table], want[table], obj=table)
 
@@ -222,7 +212,7 @@ def test_overlapping_postgres_backfills_with_readers_equal_a_serial_run(serial,
         brief = LoopReader(brief_cli(tmp_path / "briefs"), reader_env, pause_s=2.0)
         _with_readers(url, [*plain, brief],
                       lambda: run_overlapping_backfills(url, config, tmp_path))
-        got = _data(wh)
+        got = ingested_tables(wh)
         for table in MARKET_TABLES:
             assert_frame_equal(got[table], want[table], obj=table, check_dtype=False)
     finally:
